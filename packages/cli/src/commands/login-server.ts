@@ -1,0 +1,54 @@
+import { join } from 'node:path'
+import { KeyRing, startLoginServer } from '@parley/login-server'
+import { type Command, stringFlag } from '../context.ts'
+import { UsageError } from '../output.ts'
+import { DEFAULT_PROFILE_DIR } from '../profile.ts'
+
+const DEFAULT_DATA = join(DEFAULT_PROFILE_DIR, 'login-server')
+
+export const loginServer: Command = {
+  path: ['login-server'],
+  usage: 'parley login-server --data DIR [--listen HOST:PORT] [--db postgres://...]',
+  summary: 'runs the login server (embedded database in DIR unless --db)',
+  options: { listen: { type: 'string' }, db: { type: 'string' } },
+  positionals: 0,
+  async run(ctx) {
+    const dbUrl = stringFlag(ctx, 'db')
+    if (dbUrl !== undefined && !/^postgres(ql)?:\/\//.test(dbUrl)) throw new UsageError('--db takes a postgres://... URL')
+    const server = await startLoginServer({
+      dataDir: stringFlag(ctx, 'data') ?? DEFAULT_DATA,
+      listen: stringFlag(ctx, 'listen') ?? '127.0.0.1:7070',
+      ...(dbUrl === undefined ? {} : { dbUrl })
+    })
+    process.stdout.write(
+      `${JSON.stringify({ event: 'ready', url: server.url, keys: server.keys.map((k) => ({ id: k.id, publicKey: k.publicKey, active: k.active })), db: server.db.kind })}\n`
+    )
+    await ctx.stopSignal
+    await server.close()
+  }
+}
+
+export const loginServerKeys: Command = {
+  path: ['login-server', 'keys'],
+  usage: 'parley login-server keys list|rotate|remove [ID] --data DIR',
+  summary: "lists, rotates or removes the login server's signing keys (restart the server after a change)",
+  options: {},
+  positionals: [1, 2],
+  async run(ctx) {
+    const ring = await KeyRing.open(stringFlag(ctx, 'data') ?? DEFAULT_DATA)
+    const [action, id] = ctx.positionals
+    if (action === 'rotate') {
+      const key = await ring.rotate()
+      ctx.out.info(
+        `new active key ${key.id}; older keys stay trusted until removed. Restart the server and re-run "parley network init" so that clients learn the new key.`
+      )
+    } else if (action === 'remove') {
+      if (id === undefined) throw new UsageError('remove needs a key ID')
+      await ring.remove(id)
+    } else if (action !== 'list') {
+      throw new UsageError(`unknown keys action ${JSON.stringify(action)}`)
+    }
+    const keys = ring.published()
+    ctx.out.result({ keys }, keys.map((k) => `${k.id}  ${k.active ? 'active ' : 'retired'}  ${k.createdAt}  ${k.publicKey}`).join('\n'))
+  }
+}

@@ -1,0 +1,2 @@
+export { COMMANDS, main } from './main.ts'
+export { Profile } from './profile.ts'

@@ -1,0 +1,5 @@
+export type { Ed25519Backend, PrivateKeyHandle, PublicKeyHandle } from './backend.ts'
+export * from './credential.ts'
+export * from './keys.ts'
+export * from './peer-id.ts'
+export * from './request-proof.ts'

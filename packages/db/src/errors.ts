@@ -1,0 +1,46 @@
+export interface AbortOptions {
+  signal?: AbortSignal
+}
+
+/** The database is unreachable or refused the connection: the caller may retry. */
+export class DbUnavailableError extends Error {
+  override name = 'DbUnavailableError'
+}
+
+/** Any other database failure: a bug or a broken schema, never the client's fault. */
+export class DbError extends Error {
+  override name = 'DbError'
+  readonly sqlState: string | undefined
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super(message, { cause: options.cause })
+    this.sqlState = options.sqlState
+  }
+}
+
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
+
+/**
+ * The one place SQLSTATEs become typed errors. Class 08 (connection), 57P0x
+ * (shutdown), 53 (resources) and socket errors mean "try again"; the rest are ours.
+ */
+export function mapDbError(err: unknown, what: string): Error {
+  if (err instanceof DbUnavailableError || err instanceof DbError) return err
+  const e = err as { code?: unknown; message?: unknown }
+  const code = typeof e?.code === 'string' ? e.code : undefined
+  if (
+    code !== undefined &&
+    (UNAVAILABLE_NODE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code.startsWith('53'))
+  ) {
+    return new DbUnavailableError(`database unavailable during ${what}`, { cause: err })
+  }
+  if (
+    typeof e?.message === 'string' &&
+    /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout expired/i.test(e.message)
+  ) {
+    return new DbUnavailableError(`database unavailable during ${what}`, { cause: err })
+  }
+  return new DbError(`database error during ${what}`, {
+    cause: err,
+    ...(code !== undefined && /^[0-9A-Z]{5}$/.test(code) ? { sqlState: code } : {})
+  })
+}

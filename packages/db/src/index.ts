@@ -1,0 +1,7 @@
+export type { Db, ProcedureName, Row } from './db.ts'
+export * from './errors.ts'
+export * from './migrate.ts'
+export * from './open.ts'
+export * from './pglite.ts'
+export * from './postgres.ts'
+export * from './procedures.ts'

@@ -1,0 +1,6 @@
+export * from './config.ts'
+export * from './keyring.ts'
+export * from './passwords.ts'
+export * from './server.ts'
+export * from './start.ts'
+export * from './throttle.ts'

@@ -1,0 +1,6 @@
+export * from './encoding.ts'
+export * from './errors.ts'
+export * from './limits.ts'
+export * from './login-api.ts'
+export * from './names.ts'
+export * from './network-file.ts'

@@ -1,0 +1,54 @@
+/**
+ * Every limit Parley enforces, in one place: sizes, rates, lifetimes.
+ * Processes may override the tunable ones from their configuration; the
+ * defaults here are what a deployment gets without saying anything.
+ */
+export const LIMITS = {
+  name: { minLength: 6, maxLength: 32 },
+  displayName: { maxLength: 64 },
+  email: { maxLength: 254 },
+  password: {
+    minLength: 10,
+    /** Argon2 would take longer ones, but a cap stops hashing megabytes on request. */
+    maxLength: 128,
+    /** At least this many different characters. */
+    minDistinct: 5
+  },
+  /** HTTP bodies the login server accepts. */
+  httpBodyBytes: 16 * 1024,
+  /** Directory search. */
+  search: { maxQueryLength: 64, defaultLimit: 20, maxLimit: 100 },
+  credential: {
+    /** Default lifetime of a credential. */
+    lifetimeMs: 24 * 60 * 60 * 1000,
+    /** The shortest and longest lifetime a server may be configured with. */
+    minLifetimeMs: 10 * 1000,
+    maxLifetimeMs: 30 * 24 * 60 * 60 * 1000,
+    /** How far a verifier's clock may lag the issuer's. */
+    clockSkewMs: 5 * 60 * 1000,
+    /** Encoded credential size cap (it is ~170 bytes). */
+    maxBytes: 512,
+    maxKeyIdLength: 32
+  },
+  /** Signed requests (renew, logout, search): how old a request's timestamp may be. */
+  requestProof: { maxAgeMs: 2 * 60 * 1000, maxHeaderLength: 2048 },
+  login: {
+    /** Failed logins per name allowed before delays start. */
+    freeFailuresPerName: 10,
+    /** Failed logins per client address allowed before delays start. */
+    freeFailuresPerAddress: 50,
+    /** The first delay once the free failures are spent; each further failure doubles it. */
+    baseDelayMs: 30 * 1000,
+    maxDelayMs: 60 * 60 * 1000,
+    /** Failures older than this are forgotten. */
+    windowMs: 60 * 60 * 1000
+  },
+  /** Per client address token buckets on the login server. */
+  rates: {
+    register: { perMinute: 30, burst: 30 },
+    search: { perMinute: 120, burst: 60 },
+    renew: { perMinute: 120, burst: 60 }
+  }
+} as const
+
+export type Limits = typeof LIMITS
