@@ -1,0 +1,179 @@
+// Credential throughput on one core: verifications per second with a
+// long-lived CredentialVerifier (bytes and base64url text input), issues per
+// second (signCredential + credentialToString), and, in the same run,
+// `openssl speed ed25519` for the raw Ed25519 numbers the issue compares against
+// (aim: credential verifications >= 0.8 x openssl verify/s).
+//   node packages/crypto/bench/credentials.bench.ts
+// Prints one JSON object on stdout; progress goes to stderr.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import {
+  backendName,
+  type Credential,
+  CredentialVerifier,
+  credentialToString,
+  generateKeyPair,
+  importPublicKey,
+  keyIdOf,
+  signCredential,
+  verifySignature
+} from '@parley/crypto'
+import { concatBytes } from '@parley/protocol'
+
+const RUN_MS = 2_000
+const WARMUP_MS = 500
+const OPENSSL_SECONDS = 3
+/** The issue's aim: credential verifications per second >= 0.8 x openssl's Ed25519 verify/s. */
+const AIM = 0.8
+
+function progress(message: string): void {
+  process.stderr.write(`[credentials] ${message}\n`)
+}
+
+/** Rates: whole numbers from 100 up, else 3 significant digits. */
+function rate(n: number): number {
+  return n >= 100 ? Math.round(n) : Number(n.toPrecision(3))
+}
+
+interface Measured {
+  opsPerSec: number
+  ops: number
+  seconds: number
+  /** Mean time per operation, microseconds. */
+  meanUs: number
+}
+
+/**
+ * Runs `op` in a synchronous loop: `warmupMs` unmeasured, then at least
+ * `runMs` measured, checking the clock every `batch` calls.
+ */
+function measure(op: () => void, runMs = RUN_MS, batch = 256): Measured {
+  const warmupEnd = performance.now() + WARMUP_MS
+  while (performance.now() < warmupEnd) for (let i = 0; i < batch; i++) op()
+  let ops = 0
+  const start = performance.now()
+  const end = start + runMs
+  let now = start
+  while (now < end) {
+    for (let i = 0; i < batch; i++) op()
+    ops += batch
+    now = performance.now()
+  }
+  const seconds = (now - start) / 1000
+  return { opsPerSec: rate(ops / seconds), ops, seconds: Number(seconds.toFixed(2)), meanUs: Number(((seconds * 1e6) / ops).toPrecision(3)) }
+}
+
+interface OpensslResult {
+  command: string
+  version: string | null
+  signPerSec: number | null
+  verifyPerSec: number | null
+  note?: string
+}
+
+const run = promisify(execFile)
+
+async function opensslSpeed(): Promise<OpensslResult> {
+  const command = `openssl speed -seconds ${OPENSSL_SECONDS} ed25519`
+  let version: string | null = null
+  try {
+    version = (await run('openssl', ['version'])).stdout.trim()
+    const { stdout } = await run('openssl', ['speed', '-seconds', String(OPENSSL_SECONDS), 'ed25519'], { timeout: 60_000 })
+    // "                              sign    verify    sign/s verify/s"
+    // " 253 bits EdDSA (Ed25519)   0.0000s   0.0001s  23147.0   7322.0"
+    const line = stdout.split('\n').find((l) => l.includes('Ed25519'))
+    const numbers = line?.match(/(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)\s*$/)
+    if (numbers === null || numbers === undefined) {
+      return { command, version, signPerSec: null, verifyPerSec: null, note: 'no "Ed25519 ... sign/s verify/s" line in the output' }
+    }
+    return { command, version, signPerSec: rate(Number(numbers[1])), verifyPerSec: rate(Number(numbers[2])) }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const note = e.code === 'ENOENT' ? 'openssl is not installed' : `openssl speed failed: ${e.message.split('\n')[0]}`
+    return { command, version, signPerSec: null, verifyPerSec: null, note }
+  }
+}
+
+// The largest credential there is: a 32-character name and a 32-character key id (187 bytes).
+const login = generateKeyPair()
+const keyId = `${keyIdOf(login.publicKey)}_${'k'.repeat(19)}`
+const verifier = new CredentialVerifier([{ id: keyId, publicKey: login.publicKey }])
+const device = generateKeyPair()
+const now = Date.now()
+const fields: Credential = {
+  version: 1,
+  name: `Bench${'a'.repeat(27)}`,
+  deviceKey: device.publicKey,
+  issuedAt: now,
+  expiresAt: now + 24 * 60 * 60 * 1000,
+  serial: 123_456_789n,
+  keyId
+}
+const signed = signCredential(fields, login.handle)
+const bytes = signed.bytes
+const text = credentialToString(signed)
+const verifyOptions = { now, deviceKey: device.publicKey }
+
+let refused = 0
+const checkBytes = (): void => {
+  if (!verifier.verify(bytes, verifyOptions).ok) refused++
+}
+const checkText = (): void => {
+  if (!verifier.verify(text, verifyOptions).ok) refused++
+}
+// The same Ed25519 verification the verifier does, without decoding: the cost of the codec is the difference.
+const loginPublic = importPublicKey(login.publicKey)
+const signedMessage = concatBytes(new TextEncoder().encode('parley/credential/v1\0'), bytes.subarray(0, bytes.length - 64))
+const checkRaw = (): void => {
+  if (!verifySignature(loginPublic, signedMessage, signed.signature)) refused++
+}
+let serial = 0n
+let issuedChars = 0
+const issue = (): void => {
+  issuedChars += credentialToString(signCredential({ ...fields, serial: serial++ }, login.handle)).length
+}
+
+progress(`backend ${backendName}, credential ${bytes.length} bytes (${text.length} base64url characters)`)
+if (!verifier.verify(bytes, verifyOptions).ok) throw new Error('the bench credential does not verify')
+
+progress(`verify (bytes) for ${RUN_MS} ms`)
+const verifyBytes = measure(checkBytes)
+progress(`verify (base64url text) for ${RUN_MS} ms`)
+const verifyText = measure(checkText)
+progress(`raw Ed25519 verify for ${RUN_MS} ms`)
+const rawVerify = measure(checkRaw)
+progress(`issue (signCredential + credentialToString) for ${RUN_MS} ms`)
+const issueResult = measure(issue, RUN_MS, 128)
+if (refused > 0 || issuedChars === 0) throw new Error(`${refused} verifications were refused`)
+
+progress(`openssl speed -seconds ${OPENSSL_SECONDS} ed25519`)
+const openssl = await opensslSpeed()
+
+const ratio = (a: number, b: number | null): number | null => (b === null || b === 0 ? null : Number((a / b).toFixed(3)))
+
+const result = {
+  bench: 'credentials',
+  backend: backendName,
+  nodeOpenssl: process.versions.openssl,
+  thread: 'one core: a single thread, synchronous loop, 500 ms warm-up first',
+  credential: { bytes: bytes.length, base64urlChars: text.length, nameLength: fields.name.length, keyIdLength: keyId.length },
+  verify: {
+    bytes: verifyBytes,
+    text: verifyText,
+    rawEd25519: rawVerify
+  },
+  issue: issueResult,
+  openssl,
+  ratios: {
+    verifyBytesVsOpenssl: ratio(verifyBytes.opsPerSec, openssl.verifyPerSec),
+    verifyTextVsOpenssl: ratio(verifyText.opsPerSec, openssl.verifyPerSec),
+    rawVerifyVsOpenssl: ratio(rawVerify.opsPerSec, openssl.verifyPerSec),
+    issueVsOpensslSign: ratio(issueResult.opsPerSec, openssl.signPerSec)
+  },
+  aim: {
+    verifyVsOpenssl: AIM,
+    bytesMet: openssl.verifyPerSec === null ? null : verifyBytes.opsPerSec >= AIM * openssl.verifyPerSec,
+    textMet: openssl.verifyPerSec === null ? null : verifyText.opsPerSec >= AIM * openssl.verifyPerSec
+  }
+}
+process.stdout.write(`${JSON.stringify(result)}\n`)
