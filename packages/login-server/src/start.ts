@@ -54,7 +54,9 @@ export async function startLoginServer(init: LoginServerInit): Promise<RunningLo
   const fileConfig = await readConfigFile(init.dataDir)
   const config = resolveConfig({ ...((fileConfig as object) ?? {}), ...(init.config ?? {}) })
   const { host, port } = parseListen(init.listen ?? '127.0.0.1:7070')
-  const logger = init.logger ?? pino({ name: 'login-server', level: init.logLevel ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2))
+  const logger =
+    init.logger ??
+    pino({ name: 'login-server', level: init.logLevel ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2))
   const keys = await KeyRing.open(init.dataDir)
   const db = await openDatabase(init.dbUrl === undefined ? { dataDir: init.dataDir } : { url: init.dbUrl })
   const app = buildLoginServer({ db, keys, logger }, config)
