@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `npm run test:all`: installs everything the tests need, then runs the whole
+# suite (lint and format, types, tests on the embedded database and on a real
+# PostgreSQL server that the test runner starts on a free loopback port).
+# For a fresh Debian/Ubuntu machine with Node.js 22.18+; uses sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a===22&&b>=18)?0:1)'; then
+  echo "test:all: Parley needs Node.js 22.18 or newer (this is $(node --version))" >&2
+  exit 1
+fi
+
+# Debian packages the tests use: a PostgreSQL server (started by the tests, never the system's cluster).
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v runuser >/dev/null || missing+=(util-linux)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "test:all: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+npm run lint
+npm run typecheck
+npm test
