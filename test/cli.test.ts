@@ -16,7 +16,14 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
     let dir: string
     let server: RunningRole
     let networkFile: string
-    const serverArgs = async (): Promise<string[]> => ['login-server', '--data', join(dir, 'server'), '--listen', '127.0.0.1:0', ...(await dbArgs())]
+    const serverArgs = async (): Promise<string[]> => [
+      'login-server',
+      '--data',
+      join(dir, 'server'),
+      '--listen',
+      '127.0.0.1:0',
+      ...(await dbArgs())
+    ]
     const user = (profile: string, ...args: string[]): string[] => [...args, '--data', join(dir, profile)]
 
     before(async () => {
@@ -37,7 +44,17 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
 
     it('writes a network file with the login URL and trusted keys', async () => {
       networkFile = join(dir, 'network.json')
-      const r = await parley(['network', 'init', '--login', String(server.ready.url), '--out', networkFile, '--seed', '/ip4/127.0.0.1/tcp/4001', '--json'])
+      const r = await parley([
+        'network',
+        'init',
+        '--login',
+        String(server.ready.url),
+        '--out',
+        networkFile,
+        '--seed',
+        '/ip4/127.0.0.1/tcp/4001',
+        '--json'
+      ])
       assert.equal(r.code, 0, r.stderr)
       const network = JSON.parse(await readFile(networkFile, 'utf8')) as NetworkFile
       assert.equal(network.login, server.ready.url)
@@ -49,9 +66,18 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
     })
 
     it('registers, logs in and tells who I am', async () => {
-      const reg = await parley([...user('alice', 'account', 'register', 'alice_cli', '--email', 'a@example.org'), '--network', networkFile, '--password-stdin', '--json'], {
-        input: `${PASSWORD}\n`
-      })
+      const reg = await parley(
+        [
+          ...user('alice', 'account', 'register', 'alice_cli', '--email', 'a@example.org'),
+          '--network',
+          networkFile,
+          '--password-stdin',
+          '--json'
+        ],
+        {
+          input: `${PASSWORD}\n`
+        }
+      )
       assert.equal(reg.code, 0, reg.stderr)
       assert.equal(JSON.parse(reg.stdout).name, 'alice_cli')
 
@@ -99,7 +125,9 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
     })
 
     it('fails with exit 1 and a clear message for a duplicate name, a weak password and a wrong password', async () => {
-      const dup = await parley([...user('bob', 'account', 'register', 'ALICE_CLI'), '--network', networkFile, '--password-stdin'], { input: PASSWORD })
+      const dup = await parley([...user('bob', 'account', 'register', 'ALICE_CLI'), '--network', networkFile, '--password-stdin'], {
+        input: PASSWORD
+      })
       assert.equal(dup.code, 1)
       assert.match(dup.stderr, /^parley: the name ALICE_CLI is taken \(NAME_TAKEN\)\n$/)
 
@@ -114,10 +142,14 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
     })
 
     it('refuses the next try as throttled after 10 wrong passwords', async () => {
-      const reg = await parley([...user('carol', 'account', 'register', 'carol_target'), '--network', networkFile, '--password-stdin'], { input: PASSWORD })
+      const reg = await parley([...user('carol', 'account', 'register', 'carol_target'), '--network', networkFile, '--password-stdin'], {
+        input: PASSWORD
+      })
       assert.equal(reg.code, 0, reg.stderr)
       for (let i = 0; i < 10; i++) {
-        const r = await parley([...user('mallory', 'login', 'carol_target'), '--network', networkFile, '--password-stdin'], { input: `guess ${i}` })
+        const r = await parley([...user('mallory', 'login', 'carol_target'), '--network', networkFile, '--password-stdin'], {
+          input: `guess ${i}`
+        })
         assert.equal(r.code, 1)
         assert.match(r.stderr, /INVALID_CREDENTIALS/, `try ${i + 1}`)
       }
@@ -149,9 +181,13 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
       // The server came back on another port: point the profile at it with a fresh network file.
       const r = await parley(['network', 'init', '--login', String(server.ready.url), '--out', networkFile])
       assert.equal(r.code, 0, r.stderr)
-      const login = await parley([...user('alice', 'login', 'alice_cli'), '--network', networkFile, '--password-stdin', '--json'], { input: PASSWORD })
+      const login = await parley([...user('alice', 'login', 'alice_cli'), '--network', networkFile, '--password-stdin', '--json'], {
+        input: PASSWORD
+      })
       assert.equal(login.code, 0, login.stderr)
-      const dup = await parley([...user('dave', 'account', 'register', 'alice_cli'), '--network', networkFile, '--password-stdin'], { input: PASSWORD })
+      const dup = await parley([...user('dave', 'account', 'register', 'alice_cli'), '--network', networkFile, '--password-stdin'], {
+        input: PASSWORD
+      })
       assert.match(dup.stderr, /NAME_TAKEN/)
     })
   })
