@@ -190,6 +190,20 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
       })
       assert.match(dup.stderr, /NAME_TAKEN/)
     })
+
+    it('keeps acknowledged accounts after a crash (kill -9)', async () => {
+      const reg = await parley([...user('erin', 'account', 'register', 'erin_crash'), '--network', networkFile, '--password-stdin'], {
+        input: PASSWORD
+      })
+      assert.equal(reg.code, 0, reg.stderr)
+      await server.stop('SIGKILL')
+      server = await startRole(await serverArgs())
+      assert.equal((await parley(['network', 'init', '--login', String(server.ready.url), '--out', networkFile])).code, 0)
+      const login = await parley([...user('erin', 'login', 'erin_crash'), '--network', networkFile, '--password-stdin'], {
+        input: PASSWORD
+      })
+      assert.equal(login.code, 0, login.stderr)
+    })
   })
 }
 

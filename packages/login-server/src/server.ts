@@ -61,7 +61,6 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
     loggerInstance: components.logger,
     bodyLimit: LIMITS.httpBodyBytes,
     trustProxy: config.trustProxy,
-    disableRequestLogging: false,
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } }
   })

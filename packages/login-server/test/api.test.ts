@@ -407,3 +407,45 @@ describe('key rotation', () => {
     }
   })
 })
+
+describe('throttling policy', () => {
+  it('throttles an address that fails across many names, and grows the delay with each further failure', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-thr-'))
+    const server = await startLoginServer({
+      dataDir: dir,
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      config: { throttle: { freeFailuresPerName: 2, freeFailuresPerAddress: 5, baseDelayMs: 400, maxDelayMs: 1_000, windowMs: 60_000 } }
+    })
+    try {
+      const client = new LoginClient({ url: server.url })
+      const device = generateKeyPair()
+      await client.register({ name: 'grow_delay', password: PASSWORD })
+      for (let i = 0; i < 2; i++)
+        await expectCode(client.login({ name: 'grow_delay', password: `nope ${i}`, device }), 'INVALID_CREDENTIALS')
+      const first = await expectCode(client.login({ name: 'grow_delay', password: PASSWORD, device }), 'THROTTLED')
+      assert.ok((first.retryAfterMs ?? 0) <= 400)
+      await new Promise((resolve) => setTimeout(resolve, (first.retryAfterMs ?? 0) + 50))
+      await expectCode(client.login({ name: 'grow_delay', password: 'nope again', device }), 'INVALID_CREDENTIALS')
+      const second = await expectCode(client.login({ name: 'grow_delay', password: PASSWORD, device }), 'THROTTLED')
+      assert.ok((second.retryAfterMs ?? 0) > 400 && (second.retryAfterMs ?? 0) <= 800, `doubled: ${second.retryAfterMs}`)
+      await new Promise((resolve) => setTimeout(resolve, (second.retryAfterMs ?? 0) + 50))
+      await expectCode(client.login({ name: 'grow_delay', password: 'and again', device }), 'INVALID_CREDENTIALS')
+      const third = await expectCode(client.login({ name: 'grow_delay', password: PASSWORD, device }), 'THROTTLED')
+      assert.ok((third.retryAfterMs ?? 0) > 800 && (third.retryAfterMs ?? 0) <= 1_000, `capped at the maximum: ${third.retryAfterMs}`)
+      await new Promise((resolve) => setTimeout(resolve, (third.retryAfterMs ?? 0) + 50))
+      assert.equal(
+        (await client.login({ name: 'grow_delay', password: PASSWORD, device })).name,
+        'grow_delay',
+        'the right password once the wait is over'
+      )
+
+      // Now this address has 5 failures in the window (by now its own free allowance): spraying other names is throttled too.
+      await expectCode(client.login({ name: 'sprayed_1', password: 'x spray 1', device }), 'INVALID_CREDENTIALS')
+      await expectCode(client.login({ name: 'sprayed_2', password: 'x spray 2', device }), 'THROTTLED')
+    } finally {
+      await server.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
