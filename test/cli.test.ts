@@ -1,7 +1,7 @@
 // The issue's acceptance, through the real `parley` program: a login server
 // process, the network file, and the user commands, on both database modes.
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -94,6 +94,10 @@ function cliSuite(mode: string, dbArgs: () => Promise<string[]>): void {
       assert.equal(me.online, true)
       assert.match(me.peerId, /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/)
       assert.equal(me.expiresAt, loggedIn.expiresAt)
+
+      const flagsFirst = await parley(['--data', join(dir, 'alice'), '--json', 'whoami'])
+      assert.equal(flagsFirst.code, 0, flagsFirst.stderr)
+      assert.equal(JSON.parse(flagsFirst.stdout).name, 'alice_cli', 'flags may come before the command')
 
       const human = await parley(user('alice', 'whoami'))
       assert.equal(human.code, 0)
@@ -246,6 +250,25 @@ describe('parley CLI usage', () => {
       const down = await parley(['network', 'init', '--login', 'http://127.0.0.1:1', '--out', join(dir, 'n.json')])
       assert.equal(down.code, 1)
       assert.match(down.stderr, /cannot reach the login server .*\(NETWORK\)/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a network file whose key id does not belong to its key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-cli-'))
+    try {
+      const file = join(dir, 'network.json')
+      const publicKey = toBase64Url(new Uint8Array(32).fill(3))
+      await writeFile(
+        file,
+        JSON.stringify({ version: 1, login: 'http://127.0.0.1:1', keys: [{ id: 'AAAAAAAAAAAA', publicKey }], seeds: [] })
+      )
+      const r = await parley(['whoami', '--data', dir, '--network', file])
+      assert.equal(r.code, 0, 'not logged in: whoami does not need the network')
+      const login = await parley(['login', 'alice_1', '--data', dir, '--network', file, '--password-stdin'], { input: PASSWORD })
+      assert.equal(login.code, 1)
+      assert.match(login.stderr, /network file: trusted key id "AAAAAAAAAAAA" is not the id of its key \(BAD_CONFIG\)/)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

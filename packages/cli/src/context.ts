@@ -6,8 +6,11 @@ export interface CommandContext {
   positionals: string[]
   out: Output
   stdin: NodeJS.ReadableStream & { isTTY?: boolean }
-  /** Resolves when the user asks a long-running role to stop (SIGINT/SIGTERM). */
-  stopSignal: Promise<string>
+  /**
+   * For long-running roles: resolves when the user asks them to stop (SIGINT/SIGTERM).
+   * Only a role that calls it catches those signals; other commands die on Ctrl-C as usual.
+   */
+  waitForStop: () => Promise<string>
 }
 
 export interface Command {

@@ -26,6 +26,9 @@ const GLOBAL_OPTIONS = {
   help: { type: 'boolean', short: 'h' }
 } as const
 
+/** Every option of every command, to find the command words before knowing the command. */
+const ALL_OPTIONS: ParseArgsConfig['options'] = Object.assign({}, GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options))
+
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.usage.length))
   return [
@@ -52,7 +55,7 @@ export interface MainIo {
   stdout?: (s: string) => void
   stderr?: (s: string) => void
   stdin?: CommandContext['stdin']
-  stopSignal?: Promise<string>
+  waitForStop?: () => Promise<string>
 }
 
 /** Runs one `parley` invocation; returns the exit status. */
@@ -70,7 +73,8 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
   const wantsJson = argv.includes('--json')
   const out = makeOutput(wantsJson, stdout, stderr)
   try {
-    const words = argv.filter((a) => !a.startsWith('-'))
+    // The command words are the positionals, wherever the flags stand (flag values are not words).
+    const { positionals: words } = parseArgs({ args: argv, options: ALL_OPTIONS, allowPositionals: true, strict: false })
     const command = findCommand(words)
     if (command === undefined) {
       if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
@@ -98,7 +102,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       positionals,
       out,
       stdin: io.stdin ?? process.stdin,
-      stopSignal: io.stopSignal ?? stopOnSignal()
+      waitForStop: io.waitForStop ?? stopOnSignal
     })
     return 0
   } catch (err) {

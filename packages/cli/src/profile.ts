@@ -61,7 +61,7 @@ export class Profile {
       } catch (err) {
         throw new ParleyError('BAD_CONFIG', `cannot read network file ${file}: ${(err as Error).message}`)
       }
-      const network = parseNetworkFile(parsed)
+      const network = checkedNetwork(parsed)
       await ensurePrivateDir(this.dir)
       await writeFile(this.#networkPath, `${JSON.stringify(network, null, 2)}\n`)
       return network
@@ -72,7 +72,7 @@ export class Profile {
     } catch {
       throw new ParleyError('BAD_CONFIG', `the profile ${this.dir} has no network yet: pass --network FILE (made by "parley network init")`)
     }
-    return parseNetworkFile(JSON.parse(content))
+    return checkedNetwork(JSON.parse(content))
   }
 
   async saveCredential(grant: CredentialGrant): Promise<void> {
@@ -94,6 +94,17 @@ export class Profile {
   async isNew(): Promise<boolean> {
     return (await this.existingDeviceKey()) === undefined
   }
+}
+
+/** A network file whose trusted keys really are keys with their ids. */
+function checkedNetwork(value: unknown): NetworkFile {
+  const network = parseNetworkFile(value)
+  try {
+    new CredentialVerifier(network.keys)
+  } catch (err) {
+    throw new ParleyError('BAD_CONFIG', `network file: ${(err as Error).message}`)
+  }
+  return network
 }
 
 /** Checks the profile's credential offline against the network's trusted keys. */

@@ -1,6 +1,7 @@
 import { bytesEqual, concatBytes, fromBase64Url, isValidName, LIMITS, toBase64Url } from '@parley/protocol'
 import { ed25519 } from '#ed25519'
 import type { PrivateKeyHandle, PublicKeyHandle } from './backend.ts'
+import { keyIdOf } from './keys.ts'
 
 /**
  * A credential: the login server's signed statement that a device key belongs
@@ -42,7 +43,7 @@ export const CREDENTIAL_VERSION = 1
 /** Domain separation: a credential signature can never be mistaken for another signed thing. */
 export const CREDENTIAL_CONTEXT = new TextEncoder().encode('parley/credential/v1\0')
 
-const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
+const KEY_ID_PATTERN = new RegExp(`^[A-Za-z0-9_-]{1,${LIMITS.credential.maxKeyIdLength}}$`)
 const MAX_U64 = (1n << 64n) - 1n
 
 export type CredentialRefusal = 'MALFORMED' | 'UNKNOWN_KEY_ID' | 'BAD_SIGNATURE' | 'EXPIRED' | 'NOT_YET_VALID' | 'DEVICE_KEY_MISMATCH'
@@ -193,7 +194,7 @@ export class CredentialVerifier {
     for (const k of trusted) {
       const raw = typeof k.publicKey === 'string' ? fromBase64Url(k.publicKey) : k.publicKey
       if (raw?.length !== 32) throw new RangeError(`trusted key ${k.id} is not a 32-byte Ed25519 key`)
-      if (!KEY_ID_PATTERN.test(k.id)) throw new RangeError(`trusted key id ${JSON.stringify(k.id)} is not a key id`)
+      if (keyIdOf(raw) !== k.id) throw new RangeError(`trusted key id ${JSON.stringify(k.id)} is not the id of its key`)
       this.#keys.set(k.id, ed25519.importPublicKey(raw))
     }
   }

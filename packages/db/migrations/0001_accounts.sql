@@ -6,7 +6,7 @@
 
 CREATE SCHEMA IF NOT EXISTS parley;
 
-CREATE TABLE accounts (
+CREATE TABLE public.accounts (
   name_key text PRIMARY KEY,                 -- lower(name): names are unique case-insensitively
   name text NOT NULL,                        -- as the user wrote it
   display_name text NOT NULL,
@@ -17,11 +17,11 @@ CREATE TABLE accounts (
   created_at timestamptz NOT NULL DEFAULT now(),
   CHECK (name_key = lower(name))
 );
-CREATE INDEX accounts_name_prefix ON accounts (name_key text_pattern_ops);
-CREATE INDEX accounts_display_prefix ON accounts (lower(display_name) text_pattern_ops);
+CREATE INDEX accounts_name_prefix ON public.accounts (name_key text_pattern_ops);
+CREATE INDEX accounts_display_prefix ON public.accounts (lower(display_name) text_pattern_ops);
 
-CREATE TABLE devices (
-  name_key text NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE,
+CREATE TABLE public.devices (
+  name_key text NOT NULL REFERENCES public.accounts (name_key) ON DELETE CASCADE,
   device_key bytea NOT NULL CHECK (length(device_key) = 32),
   current_serial bigint,                     -- NULL once logged out: no renewal
   first_login_at timestamptz NOT NULL DEFAULT now(),
@@ -30,7 +30,7 @@ CREATE TABLE devices (
 );
 
 -- Failed logins, per name (known or not, so the answer does not tell) and per client address.
-CREATE TABLE login_failures (
+CREATE TABLE public.login_failures (
   kind text NOT NULL CHECK (kind IN ('name', 'address')),
   key text NOT NULL,
   failures integer NOT NULL,
@@ -43,7 +43,7 @@ CREATE FUNCTION parley.create_account (i_name text, i_display_name text, i_email
   OUT o_status text, OUT o_name text, OUT o_display_name text)
 LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO accounts (name_key, name, display_name, email, password_hash)
+  INSERT INTO public.accounts (name_key, name, display_name, email, password_hash)
   VALUES (lower(i_name), i_name, coalesce(i_display_name, i_name), i_email, i_password_hash)
   ON CONFLICT (name_key) DO NOTHING
   RETURNING 'ok', name, display_name INTO o_status, o_name, o_display_name;
@@ -65,11 +65,11 @@ DECLARE
   v_cutoff timestamptz := now() - i_window_ms * interval '1 millisecond';
 BEGIN
   o_now := now();
-  SELECT a.name, a.password_hash INTO o_name, o_password_hash FROM accounts a WHERE a.name_key = lower(i_name);
+  SELECT a.name, a.password_hash INTO o_name, o_password_hash FROM public.accounts a WHERE a.name_key = lower(i_name);
   SELECT f.failures, f.last_failure_at INTO o_name_failures, o_name_last_failure
-    FROM login_failures f WHERE f.kind = 'name' AND f.key = lower(i_name) AND f.last_failure_at > v_cutoff;
+    FROM public.login_failures f WHERE f.kind = 'name' AND f.key = lower(i_name) AND f.last_failure_at > v_cutoff;
   SELECT f.failures, f.last_failure_at INTO o_address_failures, o_address_last_failure
-    FROM login_failures f WHERE f.kind = 'address' AND f.key = i_address AND f.last_failure_at > v_cutoff;
+    FROM public.login_failures f WHERE f.kind = 'address' AND f.key = i_address AND f.last_failure_at > v_cutoff;
   o_name_failures := coalesce(o_name_failures, 0);
   o_address_failures := coalesce(o_address_failures, 0);
 END
@@ -82,11 +82,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_cutoff timestamptz := now() - i_window_ms * interval '1 millisecond';
 BEGIN
-  INSERT INTO login_failures AS f (kind, key, failures, last_failure_at) VALUES ('name', lower(i_name), 1, now())
+  INSERT INTO public.login_failures AS f (kind, key, failures, last_failure_at) VALUES ('name', lower(i_name), 1, now())
   ON CONFLICT (kind, key) DO UPDATE
     SET failures = CASE WHEN f.last_failure_at > v_cutoff THEN f.failures + 1 ELSE 1 END, last_failure_at = now()
   RETURNING failures INTO o_name_failures;
-  INSERT INTO login_failures AS f (kind, key, failures, last_failure_at) VALUES ('address', i_address, 1, now())
+  INSERT INTO public.login_failures AS f (kind, key, failures, last_failure_at) VALUES ('address', i_address, 1, now())
   ON CONFLICT (kind, key) DO UPDATE
     SET failures = CASE WHEN f.last_failure_at > v_cutoff THEN f.failures + 1 ELSE 1 END, last_failure_at = now()
   RETURNING failures INTO o_address_failures;
@@ -99,15 +99,15 @@ CREATE FUNCTION parley.login_succeeded (i_name text, i_device_key bytea,
   OUT o_status text, OUT o_name text, OUT o_serial bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE accounts SET credential_serial = credential_serial + 1
+  UPDATE public.accounts SET credential_serial = credential_serial + 1
    WHERE name_key = lower(i_name)
   RETURNING name, credential_serial INTO o_name, o_serial;
   IF o_name IS NULL THEN
     o_status := 'no_account';
     RETURN;
   END IF;
-  DELETE FROM login_failures WHERE kind = 'name' AND key = lower(i_name);
-  INSERT INTO devices AS d (name_key, device_key, current_serial) VALUES (lower(i_name), i_device_key, o_serial)
+  DELETE FROM public.login_failures WHERE kind = 'name' AND key = lower(i_name);
+  INSERT INTO public.devices AS d (name_key, device_key, current_serial) VALUES (lower(i_name), i_device_key, o_serial)
   ON CONFLICT (name_key, device_key) DO UPDATE SET current_serial = o_serial, last_login_at = now();
   o_status := 'ok';
 END
@@ -122,10 +122,10 @@ DECLARE
   v_current bigint;
   v_found boolean;
 BEGIN
-  SELECT true, d.current_serial INTO v_found, v_current FROM devices d
+  SELECT true, d.current_serial INTO v_found, v_current FROM public.devices d
    WHERE d.name_key = lower(i_name) AND d.device_key = i_device_key FOR UPDATE;
   IF v_found IS NULL THEN
-    o_status := CASE WHEN EXISTS (SELECT 1 FROM accounts WHERE name_key = lower(i_name)) THEN 'logged_out' ELSE 'no_account' END;
+    o_status := CASE WHEN EXISTS (SELECT 1 FROM public.accounts WHERE name_key = lower(i_name)) THEN 'logged_out' ELSE 'no_account' END;
     RETURN;
   END IF;
   IF v_current IS NULL THEN
@@ -136,9 +136,9 @@ BEGIN
     o_status := 'stale';
     RETURN;
   END IF;
-  UPDATE accounts SET credential_serial = credential_serial + 1 WHERE name_key = lower(i_name)
+  UPDATE public.accounts SET credential_serial = credential_serial + 1 WHERE name_key = lower(i_name)
   RETURNING name, credential_serial INTO o_name, o_serial;
-  UPDATE devices SET current_serial = o_serial, last_login_at = now()
+  UPDATE public.devices SET current_serial = o_serial, last_login_at = now()
    WHERE name_key = lower(i_name) AND device_key = i_device_key;
   o_status := 'ok';
 END
@@ -148,7 +148,7 @@ $$;
 CREATE FUNCTION parley.logout_device (i_name text, i_device_key bytea, OUT o_status text)
 LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE devices SET current_serial = NULL
+  UPDATE public.devices SET current_serial = NULL
    WHERE name_key = lower(i_name) AND device_key = i_device_key AND current_serial IS NOT NULL;
   o_status := CASE WHEN FOUND THEN 'ok' ELSE 'logged_out' END;
 END
@@ -157,7 +157,7 @@ $$;
 -- One account's public face.
 CREATE FUNCTION parley.get_account (i_name text, OUT o_name text, OUT o_display_name text, OUT o_created_at timestamptz)
 LANGUAGE sql STABLE AS $$
-  SELECT name, display_name, created_at FROM accounts WHERE name_key = lower(i_name)
+  SELECT name, display_name, created_at FROM public.accounts WHERE name_key = lower(i_name)
 $$;
 
 -- Directory search: name prefix, or display name prefix (of the whole or of any word).
@@ -169,7 +169,7 @@ LANGUAGE sql STABLE AS $$
     SELECT replace(replace(replace(lower(i_query), '\', '\\'), '%', '\%'), '_', '\_') AS pattern
   )
   SELECT a.name, a.display_name
-    FROM accounts a, q
+    FROM public.accounts a, q
    WHERE a.listed
      AND (a.name_key LIKE q.pattern || '%'
        OR lower(a.display_name) LIKE q.pattern || '%'

@@ -3,6 +3,8 @@ import { PGlite } from '@electric-sql/pglite'
 import { type Db, MIGRATION_LOCK_ID, type ProcedureName, procedureSql, type Row } from './db.ts'
 import { type AbortOptions, DbUnavailableError, mapDbError } from './errors.ts'
 
+const INT8_OID = 20
+
 export interface PgliteInit {
   /** A folder to keep the database in; omitted: in memory (tests). */
   dataDir?: string
@@ -11,7 +13,9 @@ export interface PgliteInit {
 /** The embedded default: real PostgreSQL compiled to WebAssembly, in the data folder. */
 export async function openPglite(init: PgliteInit = {}): Promise<Db> {
   if (init.dataDir !== undefined) await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
-  const pg = init.dataDir === undefined ? new PGlite() : new PGlite(init.dataDir)
+  // int8 as text, as on the server driver: the wrappers turn it into bigint without losing precision.
+  const options = { parsers: { [INT8_OID]: (v: string) => v } }
+  const pg = init.dataDir === undefined ? new PGlite(options) : new PGlite(init.dataDir, options)
   await pg.waitReady
   return new PgliteDb(pg)
 }

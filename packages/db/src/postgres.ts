@@ -11,8 +11,11 @@ export interface PostgresInit {
   connectTimeoutMs?: number
 }
 
-// int8 as text: the wrappers turn it into bigint; never lose precision to Number.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v)
+// int8 as text (the wrappers turn it into bigint): never lose precision to Number. For this pool only.
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (v: string) => v : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser
+}
 
 /**
  * One PostgreSQL server (or pgBouncer in front of a cluster). Queries are
@@ -24,7 +27,8 @@ export async function openPostgres(init: PostgresInit): Promise<Db> {
     max: init.maxConnections ?? 10,
     connectionTimeoutMillis: init.connectTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
-    application_name: 'parley'
+    application_name: 'parley',
+    types
   })
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => {})

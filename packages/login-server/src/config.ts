@@ -54,11 +54,15 @@ export function resolveConfig(partial: unknown): LoginServerConfig {
       `config: credentialLifetimeMs must be between ${LIMITS.credential.minLifetimeMs} and ${LIMITS.credential.maxLifetimeMs}`
     )
   }
-  for (const [k, v] of Object.entries(c.argon2)) posInt(v, `argon2.${k}`)
+  const positive = (v: unknown, what: string): void => {
+    posInt(v, what)
+    if (v === 0) throw new Error(`config: ${what} must be at least 1`)
+  }
+  for (const [k, v] of Object.entries(c.argon2)) positive(v, `argon2.${k}`)
   for (const [k, v] of Object.entries(c.throttle)) posInt(v, `throttle.${k}`)
   for (const [name, rate] of Object.entries(c.rates)) {
-    posInt(rate.perMinute, `rates.${name}.perMinute`)
-    posInt(rate.burst, `rates.${name}.burst`)
+    positive(rate.perMinute, `rates.${name}.perMinute`)
+    positive(rate.burst, `rates.${name}.burst`)
   }
   if (!/^\d+\.\d+\.\d+$/.test(c.versions.latest) || !/^\d+\.\d+\.\d+$/.test(c.versions.minimum))
     throw new Error('config: versions must be x.y.z')

@@ -77,12 +77,29 @@ export class KeyRing {
     return this.#keys.map((k) => ({ id: k.id, publicKey: toBase64Url(k.pair.publicKey), active: k.active, createdAt: k.createdAt }))
   }
 
-  /** Makes a new active key; the old ones stay, retired. */
-  async rotate(): Promise<LoginKey> {
-    const key = newKey()
-    this.#keys = [...this.#keys.map((k) => ({ ...k, active: false })), key]
+  /**
+   * Publishes a new key without signing with it yet: clients that refresh their
+   * network file learn it before the first credential it signs (then `activate`).
+   */
+  async add(): Promise<LoginKey> {
+    const key = { ...newKey(), active: false }
+    this.#keys = [...this.#keys, key]
     await this.#save()
     return key
+  }
+
+  /** Signs new credentials with this key from now on; the others stay published, retired. */
+  async activate(id: string): Promise<void> {
+    if (!this.#keys.some((k) => k.id === id)) throw new Error(`no key ${id}`)
+    this.#keys = this.#keys.map((k) => ({ ...k, active: k.id === id }))
+    await this.#save()
+  }
+
+  /** A new key, active at once (after a compromise); `add` then `activate` is gentler on clients. */
+  async rotate(): Promise<LoginKey> {
+    const key = await this.add()
+    await this.activate(key.id)
+    return { ...key, active: true }
   }
 
   /** Drops a retired key: credentials it signed stop verifying. */

@@ -61,7 +61,7 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
     loggerInstance: components.logger,
     bodyLimit: LIMITS.httpBodyBytes,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
+    return503OnClosing: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } }
   })
 
@@ -90,8 +90,27 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
     if (pe.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(pe.retryAfterMs / 1000))
     void reply.status(status).send(pe.toBody())
   })
+  // Paths we serve, to tell a wrong method (405) from a wrong path (404).
+  const paths: Array<{ pattern: RegExp; methods: string[] }> = []
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/:[^/]+/g, '[^/]+')}$`)
+    const methods = [route.method].flat()
+    const known = paths.find((p) => p.pattern.source === pattern.source)
+    if (known === undefined) paths.push({ pattern, methods })
+    else known.methods.push(...methods)
+  })
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(new ParleyError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody())
+    const path = request.url.split('?')[0] ?? ''
+    const known = paths.find((p) => p.pattern.test(path))
+    if (known !== undefined) {
+      const allowed = [...new Set(known.methods)].join(', ')
+      void reply
+        .status(405)
+        .header('allow', allowed)
+        .send(new ParleyError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path} (allowed: ${allowed})`).toBody())
+      return
+    }
+    void reply.status(404).send(new ParleyError('NOT_FOUND', `no route ${request.method} ${path}`).toBody())
   })
 
   const limit = (limiter: RateLimiter, request: FastifyRequest, what: string): void => {
@@ -143,7 +162,9 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
     return verdict.credential
   }
 
-  // Keep the raw JSON body: signed requests sign the bytes, not a re-serialization.
+  // JSON only (no text/plain, which a signed request's body check would not see), and keep the raw
+  // body: signed requests sign the bytes, not a re-serialization.
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     ;(request as FastifyRequest & { rawBody?: string }).rawBody = body as string
     if (body === '') {
@@ -167,14 +188,15 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
       schema: {
         querystring: {
           type: 'object',
+          required: ['current'],
           properties: { current: VERSION, event: { type: 'string', enum: ['installed', 'startup'] } },
           additionalProperties: false
         }
       }
     },
     async (request): Promise<VersionResponse> => {
-      const q = request.query as { current?: string; event?: string }
-      const current = q.current ?? '0.0.0'
+      const q = request.query as { current: string; event?: string }
+      const current = q.current
       // The report's first-run "installed" request and the start-up check; counted in the log, nothing about the user kept.
       request.log.info({ event: q.event ?? 'startup', version: current }, 'version check')
       return {
@@ -212,8 +234,9 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
         const emailWhy = emailProblem(body.email)
         if (emailWhy !== undefined) throw new ParleyError('INVALID_EMAIL', emailWhy)
       }
-      if (body.displayName !== undefined && /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(body.displayName)) {
-        throw new ParleyError('INVALID_REQUEST', 'a display name has no control characters')
+      const displayName = body.displayName?.trim()
+      if (displayName !== undefined && (displayName === '' || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(displayName))) {
+        throw new ParleyError('INVALID_REQUEST', 'a display name has at least one visible character and no control characters')
       }
       const weak = passwordProblem(body.password, body.name)
       if (weak !== undefined) throw new ParleyError('WEAK_PASSWORD', `password too weak: ${weak}`)
@@ -221,7 +244,7 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
       const result = await createAccount(db, {
         name: body.name,
         passwordHash,
-        ...(body.displayName === undefined ? {} : { displayName: body.displayName.trim() }),
+        ...(displayName === undefined ? {} : { displayName }),
         ...(body.email === undefined ? {} : { email: body.email })
       })
       if (result.status === 'name_taken') throw new ParleyError('NAME_TAKEN', `the name ${body.name} is taken`)
@@ -243,13 +266,20 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
       }
     },
     async (request): Promise<CredentialGrant> => {
-      const body = request.body as { name: string; password: string; deviceKey: string }
+      const body = request.body as { name: string; password: string; deviceKey: string; clientVersion?: string }
+      if (body.clientVersion !== undefined && compareVersions(body.clientVersion, config.versions.minimum) < 0) {
+        throw new ParleyError(
+          'UPGRADE_REQUIRED',
+          `this network needs Parley ${config.versions.minimum} or newer (this is ${body.clientVersion}): please update`
+        )
+      }
       const deviceKey = fromBase64Url(body.deviceKey)
       if (deviceKey?.length !== 32) throw new ParleyError('INVALID_REQUEST', 'deviceKey must be a 32-byte Ed25519 key in base64url')
       if (!isValidName(body.name)) throw new ParleyError('INVALID_CREDENTIALS', 'wrong name or password')
       const address = request.ip
       const policy = config.throttle
-      // One password check per name at a time: parallel guesses cannot outrun the counter.
+      // One password check per name at a time on this instance: parallel guesses cannot outrun the counter here
+      // (across instances the window is one request per instance).
       return await perName.run(body.name.toLowerCase(), async () => {
         const found = await loginLookup(db, { name: body.name, address, windowMs: policy.windowMs })
         const wait = Math.max(
@@ -331,8 +361,10 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
       limit(rates.search, request, 'search')
       authenticate(request)
       const q = request.query as { q: string; limit?: string }
+      const query = q.q.trim()
+      if (query === '') throw new ParleyError('INVALID_REQUEST', 'search for at least one character that is not a space')
       const n = Math.min(Math.max(Number(q.limit ?? LIMITS.search.defaultLimit), 1), LIMITS.search.maxLimit)
-      return { results: await searchDirectory(db, { query: q.q.trim(), limit: n }) }
+      return { results: await searchDirectory(db, { query, limit: n }) }
     }
   )
 

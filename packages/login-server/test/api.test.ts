@@ -298,7 +298,18 @@ function apiSuite(mode: 'PGlite' | 'PostgreSQL', dbUrl: () => Promise<string | u
           'INVALID_REQUEST'
         ],
         ['an unknown route', 'GET', '/v1/nothing', undefined, 404, 'NOT_FOUND'],
-        ['an empty search', 'GET', '/v1/directory?q=', undefined, 400, 'INVALID_REQUEST']
+        ['an empty search', 'GET', '/v1/directory?q=', undefined, 400, 'INVALID_REQUEST'],
+        ['a version check without the version', 'GET', '/v1/version', undefined, 400, 'INVALID_REQUEST'],
+        ['a wrong method', 'PUT', '/v1/keys', '{}', 405, 'METHOD_NOT_ALLOWED'],
+        ['a wrong method on a route with a parameter', 'POST', '/v1/accounts/someone_1', '{}', 405, 'METHOD_NOT_ALLOWED'],
+        [
+          'a blank display name',
+          'POST',
+          '/v1/accounts',
+          JSON.stringify({ name: 'blank_display', password: 'correct horse battery', displayName: '   ' }),
+          400,
+          'INVALID_REQUEST'
+        ]
       ]
       for (const [what, method, path, body, status, code] of cases) {
         it(what, async () => {
@@ -310,6 +321,24 @@ function apiSuite(mode: 'PGlite' | 'PostgreSQL', dbUrl: () => Promise<string | u
           status: 415,
           code: 'UNSUPPORTED_MEDIA_TYPE'
         })
+        // Not even text/plain: a signed request's body must be the JSON the signature covers.
+        assert.deepEqual(await raw('POST', '/v1/sessions/renew', 'anything', { 'content-type': 'text/plain' }), {
+          status: 415,
+          code: 'UNSUPPORTED_MEDIA_TYPE'
+        })
+      })
+      it('a search for nothing but spaces', async () => {
+        const session = await loggedIn('blank_searcher')
+        await expectCode(client.search('   ', session), 'INVALID_REQUEST')
+      })
+      it('a client older than the network accepts', async () => {
+        const name = uniqueName('old_client')
+        await client.register({ name, password: PASSWORD })
+        const err = await expectCode(
+          client.login({ name, password: PASSWORD, device: generateKeyPair(), clientVersion: '0.0.9' }),
+          'UPGRADE_REQUIRED'
+        )
+        assert.match(err.message, /0\.1\.0 or newer/)
       })
       it('random bodies and headers on every route never get a 5xx', async () => {
         const routes: Array<[string, string]> = [
@@ -395,6 +424,25 @@ describe('key rotation', () => {
       assert.equal(renewed.keyId, fresh.id, 'renewed under the new key')
       const relogin = await client.login({ name: 'rotation_user', password: PASSWORD, device })
       assert.equal(relogin.keyId, fresh.id)
+      await server.close()
+
+      // Publish first, activate later: clients learn a key before the first credential it signs.
+      const ring2 = await KeyRing.open(dir)
+      const next = await ring2.add()
+      server = await startLoginServer({ dataDir: dir, listen: '127.0.0.1:0', logLevel: 'warn' })
+      client = new LoginClient({ url: server.url })
+      const published = (await client.keys()).keys
+      assert.deepEqual(published.find((k) => k.id === next.id)?.active, false)
+      assert.equal(
+        (await client.login({ name: 'rotation_user', password: PASSWORD, device })).keyId,
+        fresh.id,
+        'still signing with the active key'
+      )
+      await server.close()
+      await (await KeyRing.open(dir)).activate(next.id)
+      server = await startLoginServer({ dataDir: dir, listen: '127.0.0.1:0', logLevel: 'warn' })
+      client = new LoginClient({ url: server.url })
+      assert.equal((await client.login({ name: 'rotation_user', password: PASSWORD, device })).keyId, next.id)
       await server.close()
 
       // Once the old key is removed, what it signed is refused with UNKNOWN_KEY_ID.

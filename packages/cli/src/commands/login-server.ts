@@ -23,30 +23,49 @@ export const loginServer: Command = {
     process.stdout.write(
       `${JSON.stringify({ event: 'ready', url: server.url, keys: server.keys.map((k) => ({ id: k.id, publicKey: k.publicKey, active: k.active })), db: server.db.kind })}\n`
     )
-    await ctx.stopSignal
+    await ctx.waitForStop()
     await server.close()
   }
 }
 
 export const loginServerKeys: Command = {
   path: ['login-server', 'keys'],
-  usage: 'parley login-server keys list|rotate|remove [ID] --data DIR',
-  summary: "lists, rotates or removes the login server's signing keys (restart the server after a change)",
+  usage: 'parley login-server keys list|add|activate ID|rotate|remove ID --data DIR',
+  summary: "manages the login server's signing keys (restart the server after a change)",
   options: {},
   positionals: [1, 2],
   async run(ctx) {
     const ring = await KeyRing.open(stringFlag(ctx, 'data') ?? DEFAULT_DATA)
     const [action, id] = ctx.positionals
-    if (action === 'rotate') {
-      const key = await ring.rotate()
-      ctx.out.info(
-        `new active key ${key.id}; older keys stay trusted until removed. Restart the server and re-run "parley network init" so that clients learn the new key.`
-      )
-    } else if (action === 'remove') {
-      if (id === undefined) throw new UsageError('remove needs a key ID')
-      await ring.remove(id)
-    } else if (action !== 'list') {
-      throw new UsageError(`unknown keys action ${JSON.stringify(action)}`)
+    const needId = (): string => {
+      if (id === undefined) throw new UsageError(`${action} needs a key ID`)
+      return id
+    }
+    switch (action) {
+      case 'list':
+        break
+      case 'add': {
+        const key = await ring.add()
+        ctx.out.info(
+          `published key ${key.id}, not signing with it yet: restart the server, let clients refresh their network file, then "keys activate ${key.id}"`
+        )
+        break
+      }
+      case 'activate':
+        await ring.activate(needId())
+        break
+      case 'rotate': {
+        const key = await ring.rotate()
+        ctx.out.info(
+          `new active key ${key.id}; older keys stay trusted until removed. Restart the server; clients need a fresh network file to trust it`
+        )
+        break
+      }
+      case 'remove':
+        await ring.remove(needId())
+        break
+      default:
+        throw new UsageError(`unknown keys action ${JSON.stringify(action)}`)
     }
     const keys = ring.published()
     ctx.out.result({ keys }, keys.map((k) => `${k.id}  ${k.active ? 'active ' : 'retired'}  ${k.createdAt}  ${k.publicKey}`).join('\n'))
