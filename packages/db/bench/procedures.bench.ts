@@ -7,7 +7,10 @@
 // Prints one JSON object on stdout; progress goes to stderr.
 import { randomBytes } from 'node:crypto'
 import { createAccount, type Db, getAccount, loginLookup, migrate, openPglite, openPostgres } from '@parley/db'
-import { freshDatabase, PG_URL_ENV, type TestPostgres, testPostgres } from '@parley/testing'
+
+import { freshDatabase, ms, PG_URL_ENV, percentile, progressFor, rate, type TestPostgres, testPostgres } from '@parley/testing'
+
+const progress = progressFor('procedures')
 
 const SEED_ACCOUNTS = 1_000
 const CONCURRENCY = 8
@@ -17,25 +20,6 @@ const CONCURRENT_MS = 1_500
 const WINDOW_MS = 60 * 60 * 1000
 // A well-formed Argon2id PHC string: the procedures store and return it, never check it.
 const FAKE_HASH = `$argon2id$v=19$m=19456,t=2,p=1$${randomBytes(16).toString('base64url')}$${randomBytes(32).toString('base64url')}`
-
-function progress(message: string): void {
-  process.stderr.write(`[procedures] ${message}\n`)
-}
-
-/** Rates: whole numbers from 100 up, else 3 significant digits. */
-function rate(n: number): number {
-  return n >= 100 ? Math.round(n) : Number(n.toPrecision(3))
-}
-
-/** Milliseconds, 3 significant digits. */
-function ms(n: number): number {
-  return Number(n.toPrecision(3))
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
-}
 
 interface Sequential {
   calls: number

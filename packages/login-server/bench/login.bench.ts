@@ -15,7 +15,10 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
 import { type DeviceSession, LoginClient } from '@parley/login-client'
 import { DEFAULT_CONFIG, type LoginServerConfig, OWASP_ARGON2ID, Passwords, startLoginServer } from '@parley/login-server'
+import { ms, percentile, progressFor, rate } from '@parley/testing'
 import { pino } from 'pino'
+
+const progress = progressFor('login')
 
 const ACCOUNTS = 50
 const LOGIN_MS = 4_000
@@ -36,25 +39,6 @@ interface ServerData {
   config: Partial<LoginServerConfig>
 }
 type FromServer = { type: 'ready'; url: string } | { type: 'closed' } | { type: 'failed'; message: string }
-
-function progress(message: string): void {
-  process.stderr.write(`[login] ${message}\n`)
-}
-
-/** Rates: whole numbers from 100 up, else 3 significant digits. */
-function rate(n: number): number {
-  return n >= 100 ? Math.round(n) : Number(n.toPrecision(3))
-}
-
-/** Milliseconds, 3 significant digits. */
-function ms(n: number): number {
-  return Number(n.toPrecision(3))
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
-}
 
 interface Measured {
   concurrency: number

@@ -1,2 +1,3 @@
+export * from './bench.ts'
 export * from './postgres.ts'
 export * from './process.ts'

@@ -1,0 +1,24 @@
+/** Helpers shared by the `npm run bench` scripts: rounding for JSON output, percentiles, progress on stderr. */
+
+/** Rates: whole numbers from 100 up, else 3 significant digits. */
+export function rate(n: number): number {
+  return n >= 100 ? Math.round(n) : Number(n.toPrecision(3))
+}
+
+/** Milliseconds, 3 significant digits. */
+export function ms(n: number): number {
+  return Number(n.toPrecision(3))
+}
+
+/** The p-th percentile (0-100) of an ascending array, nearest rank; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
+}
+
+/** A progress writer for one bench: `[name] message` on stderr, so stdout stays one JSON object. */
+export function progressFor(name: string): (message: string) => void {
+  return (message) => {
+    process.stderr.write(`[${name}] ${message}\n`)
+  }
+}
