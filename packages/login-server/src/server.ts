@@ -90,6 +90,22 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
     if (pe.retryAfterMs !== undefined) void reply.header('retry-after', Math.ceil(pe.retryAfterMs / 1000))
     void reply.status(status).send(pe.toBody())
   })
+  // Shutting down: answer what is under way, then close every connection (no keep-alive holds up the exit);
+  // anything new on a kept-alive connection is told to try again, in our own error shape.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      void reply.header('connection', 'close')
+      throw new ParleyError('UNAVAILABLE', 'the login server is shutting down: try again')
+    }
+  })
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close')
+  })
+
   // Paths we serve, to tell a wrong method (405) from a wrong path (404).
   const paths: Array<{ pattern: RegExp; methods: string[] }> = []
   app.addHook('onRoute', (route) => {

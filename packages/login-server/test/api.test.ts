@@ -497,3 +497,27 @@ describe('throttling policy', () => {
     }
   })
 })
+
+describe('shutdown', () => {
+  it('closes promptly even with a kept-alive connection busy at the time', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-close-'))
+    try {
+      const server = await startLoginServer({ dataDir: dir, listen: '127.0.0.1:0', logLevel: 'warn' })
+      const client = new LoginClient({ url: server.url })
+      // A registration (Argon2: tens of ms) in flight on a keep-alive connection when close() begins.
+      const pending = client.register({ name: 'closing_time', password: PASSWORD })
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      const started = Date.now()
+      await server.close()
+      const elapsed = Date.now() - started
+      assert.ok(elapsed < 5_000, `close took ${elapsed} ms`)
+      const outcome = await pending.then(
+        (r) => r.name,
+        (e: ParleyError) => e.code
+      )
+      assert.ok(['closing_time', 'NETWORK', 'UNAVAILABLE'].includes(outcome), outcome)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
