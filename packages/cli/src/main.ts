@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { accountRegister, login, logout, renew, search, whoami } from './commands/account.ts'
+import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
 import { notBuilt } from './commands/not-built.ts'
@@ -9,6 +10,9 @@ import { describeFailure, makeOutput, UsageError } from './output.ts'
 export const COMMANDS: Command[] = [
   loginServerKeys,
   loginServer,
+  dbClusterUp,
+  dbClusterInit,
+  dbSplit,
   networkInit,
   accountRegister,
   login,

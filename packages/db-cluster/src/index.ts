@@ -1,1 +1,6 @@
-export {}
+export * from './bouncer.ts'
+export * from './cluster.ts'
+export * from './consumer.ts'
+export * from './local.ts'
+export * from './pgqd.ts'
+export * from './split.ts'

@@ -2,6 +2,9 @@ export interface AbortOptions {
   signal?: AbortSignal
 }
 
+/** SQLSTATE of a call that reached a partition which no longer holds that user (a split moved it): retry. */
+export const MOVED_SQLSTATE = 'PZ001'
+
 /** The database is unreachable or refused the connection: the caller may retry. */
 export class DbUnavailableError extends Error {
   override name = 'DbUnavailableError'
@@ -33,9 +36,18 @@ export function mapDbError(err: unknown, what: string): Error {
   ) {
     return new DbUnavailableError(`database unavailable during ${what}`, { cause: err })
   }
+  const message = typeof e?.message === 'string' ? e.message : ''
+  // PL/Proxy reports a partition it cannot reach as XX000 with the libpq error in the text;
+  // a partition mid-split that still refuses a moved user after the retries is "try again" too.
+  const partitionDown =
+    message.startsWith('PL/Proxy function') &&
+    /PQconnectPoll|connection to server|server closed the connection|could not connect|terminating connection|no connection to the server|query timeout/i.test(
+      message
+    )
   if (
-    typeof e?.message === 'string' &&
-    /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout expired/i.test(e.message)
+    partitionDown ||
+    code === MOVED_SQLSTATE ||
+    /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout expired/i.test(message)
   ) {
     return new DbUnavailableError(`database unavailable during ${what}`, { cause: err })
   }

@@ -41,6 +41,7 @@ export interface MigrateResult {
  */
 export async function migrate(db: Db, migrations?: Migration[]): Promise<MigrateResult> {
   const all = migrations ?? (await loadMigrations())
+  if (await isClusterProxy(db)) return await checkProxy(db, all)
   const applied: number[] = []
   let current = 0
   for (const m of all) {
@@ -61,4 +62,37 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<Migrate
     current = m.version
   }
   return { applied, current }
+}
+
+/** A PL/Proxy proxy database (see @parley/db-cluster) has the parley_cluster schema and none of the tables. */
+async function isClusterProxy(db: Db): Promise<boolean> {
+  let proxy = false
+  await db.script(async (run) => {
+    const rows = await run("SELECT to_regnamespace('parley_cluster') IS NOT NULL AS proxy", [])
+    proxy = rows[0]?.proxy === true
+  })
+  return proxy
+}
+
+/**
+ * On a cluster proxy nothing is applied: the partitions hold the schema. The
+ * proxy records what they run; an edited or pending migration is refused,
+ * to be rolled out to the partitions with the cluster tool first.
+ */
+async function checkProxy(db: Db, all: Migration[]): Promise<MigrateResult> {
+  let current = 0
+  await db.script(async (run) => {
+    const rows = await run('SELECT version, checksum FROM schema_migrations', [])
+    const applied = new Map(rows.map((r) => [Number(r.version), String(r.checksum)]))
+    for (const m of all) {
+      const checksum = applied.get(m.version)
+      if (checksum === undefined) {
+        throw new DbError(`migration ${m.version}_${m.name} is not on this cluster yet: apply it to the partitions with the cluster tool`)
+      }
+      if (checksum !== m.checksum)
+        throw new DbError(`migration ${m.version}_${m.name} was changed after it was applied: add a new migration instead`)
+      current = m.version
+    }
+  })
+  return { applied: [], current }
 }

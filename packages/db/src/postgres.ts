@@ -1,6 +1,7 @@
+import { LIMITS } from '@parley/protocol'
 import pg from 'pg'
 import { type Db, MIGRATION_LOCK_ID, type ProcedureName, procedureSql, type Row } from './db.ts'
-import { type AbortOptions, DbUnavailableError, mapDbError } from './errors.ts'
+import { type AbortOptions, DbUnavailableError, MOVED_SQLSTATE, mapDbError } from './errors.ts'
 
 export interface PostgresInit {
   /** postgres://user@host:port/db */
@@ -65,11 +66,20 @@ class PostgresDb implements Db {
   async call(procedure: ProcedureName, args: readonly unknown[], options: AbortOptions = {}): Promise<Row[]> {
     if (this.#closed) throw new DbUnavailableError('database is closed')
     options.signal?.throwIfAborted()
-    try {
-      const result = await this.#pool.query<Row>(procedureSql(procedure, args.length), args.map(toParam))
-      return result.rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, fromValue(v)])))
-    } catch (err) {
-      throw mapDbError(err, procedure)
+    const sql = procedureSql(procedure, args.length)
+    const params = args.map(toParam)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await this.#pool.query<Row>(sql, params)
+        return result.rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, fromValue(v)])))
+      } catch (err) {
+        // In a cluster mid-split, the user moved while the call was on its way: by now the proxy routes it anew.
+        if ((err as { code?: unknown }).code === MOVED_SQLSTATE && attempt < LIMITS.cluster.movedRetries) {
+          await new Promise((resolve) => setTimeout(resolve, 10 * (attempt + 1)))
+          continue
+        }
+        throw mapDbError(err, procedure)
+      }
     }
   }
 

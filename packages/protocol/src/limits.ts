@@ -43,6 +43,15 @@ export const LIMITS = {
     /** Failures older than this are forgotten. */
     windowMs: 60 * 60 * 1000
   },
+  /** The partitioned database tier. */
+  cluster: {
+    /** Client connections pgBouncer accepts. */
+    bouncerMaxClients: 2000,
+    /** Server connections pgBouncer opens to the proxy database. */
+    bouncerPoolSize: 20,
+    /** A call that hit a partition mid-split (SQLSTATE PZ001) is retried this often. */
+    movedRetries: 8
+  },
   /** Per client address token buckets on the login server. */
   rates: {
     register: { perMinute: 30, burst: 30 },

@@ -19,8 +19,7 @@ const PLANNED: Array<[string[], string, string]> = [
   [['send-file'], 'parley send-file NAME PATH', 'sends a file'],
   [['files'], 'parley files list|accept ...', 'file transfers'],
   [['call'], 'parley call NAME ...', 'a voice call'],
-  [['answer'], 'parley answer ...', 'answers the next call'],
-  [['db'], 'parley db cluster up|init ...', 'the partitioned database cluster']
+  [['answer'], 'parley answer ...', 'answers the next call']
 ]
 
 export const notBuilt: Command[] = PLANNED.map(([path, usage, summary]) => ({
