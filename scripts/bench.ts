@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url'
 const BENCHES = {
   credentials: 'packages/crypto/bench/credentials.bench.ts',
   procedures: 'packages/db/bench/procedures.bench.ts',
-  login: 'packages/login-server/bench/login.bench.ts'
+  login: 'packages/login-server/bench/login.bench.ts',
+  pgq: 'packages/db-cluster/bench/pgq.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { loadMigrations, migrate, openPostgres } from '@parley/db'
 import pg from 'pg'
+import { installInternalSchema, installPartitionQueue } from './consumer.ts'
 
 /** One partition database of the cluster. */
 export interface ClusterPartition {
@@ -73,7 +74,7 @@ export async function initPartition(url: string, index: number, count: number): 
   } finally {
     await db.close()
   }
-  await execute(url, await readSql('partition-pgq.sql'))
+  await installPartitionQueue(url)
   await execute(url, await readSql('partition-split.sql'))
   await setPartitionInfo(url, index, count)
 }
@@ -148,6 +149,6 @@ export async function initCluster(init: InitClusterInit): Promise<ClusterSpec> {
   const proxy = await ensureDatabase(main, `${prefix}_proxy`)
   await initProxy(proxy, partitions)
   const internal = await ensureDatabase(main, `${prefix}_internal`)
-  await execute(internal, await readSql('internal.sql'))
+  await installInternalSchema(internal)
   return { version: 1, partitions, proxy, internal }
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { PostgresServer } from '@parley/db'
 import { Bouncer } from './bouncer.ts'
 import { type ClusterSpec, ensureDatabase, initCluster, isPowerOfTwo } from './cluster.ts'
+import { EventConsumer } from './consumer.ts'
+import { type RunningPgqd, startPgqd } from './pgqd.ts'
 import { type SplitResult, splitCluster } from './split.ts'
 
 /** A cluster on this machine: one PostgreSQL server per partition (so one can fail alone), one for the proxy and internal databases. */
@@ -37,6 +39,8 @@ export interface LocalClusterInit {
 
 export interface LocalCluster {
   dir: string
+  /** The PgQ consumer and ticker, following the partitions in cluster.json (a split adds some). */
+  events: ClusterEvents
   /** pgBouncer in front of the proxy: what the login server's --db takes. */
   url: string
   spec: ClusterSpec
@@ -94,13 +98,23 @@ export async function startLocalCluster(init: LocalClusterInit): Promise<LocalCl
     await stopAll()
     throw err
   }
+  const events = new ClusterEvents(init.dir, file.spec)
+  try {
+    await events.start()
+  } catch (err) {
+    await bouncer.stop()
+    await stopAll()
+    throw err
+  }
   const cluster: LocalCluster = {
     dir: init.dir,
+    events,
     url: bouncer.url,
     spec: file.spec,
     servers,
     bouncer,
     async stop() {
+      await events.stop()
       await bouncer.stop()
       // Servers a split added since are in the file now.
       const latest = await readClusterFile(init.dir)
@@ -143,4 +157,66 @@ export async function splitLocalCluster(init: {
     servers: { ...file.servers, ...Object.fromEntries(roles.map((r) => [r, join('servers', r)])) }
   })
   return result
+}
+
+/**
+ * The events of a local cluster: one pgqd per partition server makes the
+ * ticks, an EventConsumer records them in the internal database. Watches
+ * cluster.json and takes new partitions on after a split.
+ */
+export class ClusterEvents {
+  readonly #dir: string
+  #spec: ClusterSpec
+  #pgqd: RunningPgqd | undefined
+  #consumer: EventConsumer | undefined
+  #watch: ReturnType<typeof setInterval> | undefined
+  #busy: Promise<void> = Promise.resolve()
+
+  constructor(dir: string, spec: ClusterSpec) {
+    this.#dir = dir
+    this.#spec = spec
+  }
+
+  get consumer(): EventConsumer | undefined {
+    return this.#consumer
+  }
+
+  async start(): Promise<void> {
+    await this.#startFor(this.#spec)
+    this.#watch = setInterval(() => {
+      this.#busy = this.#busy.then(async () => await this.#follow()).catch(() => {})
+    }, 1000)
+    this.#watch.unref()
+  }
+
+  async #startFor(spec: ClusterSpec): Promise<void> {
+    this.#spec = spec
+    this.#pgqd = await startPgqd({ databases: spec.partitions.map((p) => p.url) })
+    this.#consumer = new EventConsumer({
+      partitions: spec.partitions.map((p) => ({ name: p.name, url: p.url })),
+      internalUrl: spec.internal
+    })
+    await this.#consumer.start()
+  }
+
+  async #stopRunning(): Promise<void> {
+    await this.#consumer?.stop()
+    await this.#pgqd?.stop()
+    this.#consumer = undefined
+    this.#pgqd = undefined
+  }
+
+  async #follow(): Promise<void> {
+    const latest = (await readClusterFile(this.#dir))?.spec
+    if (latest === undefined || latest.partitions.length === this.#spec.partitions.length) return
+    await this.#stopRunning()
+    await this.#startFor(latest)
+  }
+
+  async stop(): Promise<void> {
+    if (this.#watch !== undefined) clearInterval(this.#watch)
+    this.#watch = undefined
+    await this.#busy
+    await this.#stopRunning()
+  }
 }

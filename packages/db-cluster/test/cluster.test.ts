@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
 import { createAccount, type Db, DbUnavailableError, getAccount, loginSucceeded, openPostgres, searchDirectory } from '@parley/db'
 import { databaseContract, tempDir } from '@parley/testing'
-import { execute, type LocalCluster, readClusterFile, splitLocalCluster, startLocalCluster } from '../src/index.ts'
+import { execute, type LocalCluster, readClusterFile, readStats, splitLocalCluster, startLocalCluster } from '../src/index.ts'
 
 const SETTINGS = { fsync: 'off' }
 let dir: string
@@ -188,5 +188,36 @@ describe('the cluster', () => {
     assert.ok(acked.size > 20, `the load ran through the split (${acked.size} users)`)
     // And the proxy serves everyone after the split.
     for (const name of [...acked.keys()].slice(0, 50)) assert.equal((await getAccount(db, { name }))?.name, name)
+  })
+  it('carries every registration and login through PgQ to the statistics, also from the new partitions', async () => {
+    await createAccount(db, { name: 'After_Split_1', passwordHash: 'h' })
+    await loginSucceeded(db, { name: 'After_Split_1', deviceKey: new Uint8Array(32).fill(9) })
+    const rows = await rowsByPartition()
+    const accounts = [...rows.values()].flat().length
+    const logins = (
+      await Promise.all(
+        ((await readClusterFile(dir))?.spec.partitions ?? []).map(
+          async (p) => await execute<{ s: string }>(p.url, 'SELECT coalesce(sum(credential_serial), 0)::text AS s FROM accounts')
+        )
+      )
+    ).reduce((sum, r) => sum + Number(r[0]?.s), 0)
+    // Every credential serial came from a login or a renewal; the contract suite renewed a few times.
+    let stats = await readStats(cluster.spec.internal)
+    for (let i = 0; i < 100 && (stats.totals.registrations < accounts || stats.totals.credentialsIssued < logins); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      stats = await readStats(cluster.spec.internal)
+    }
+    assert.equal(stats.totals.registrations, accounts, 'one account_created event per account')
+    assert.equal(stats.totals.credentialsIssued, logins, 'one credential event per serial (logins and renewals)')
+    assert.equal(stats.totals.logins, logins - stats.totals.credentialRenewals, 'a login event for every credential that was not a renewal')
+    assert.equal(stats.batches.duplicateEvents, 0)
+    assert.ok(
+      stats.eventsByPartition.some((e) => e.partition === 'p7'),
+      'the consumer follows the split'
+    )
+    assert.equal(
+      stats.registrationsPerDay.reduce((sum, d) => sum + d.registrations, 0),
+      accounts
+    )
   })
 })
