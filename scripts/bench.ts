@@ -12,7 +12,8 @@ const BENCHES = {
   credentials: 'packages/crypto/bench/credentials.bench.ts',
   procedures: 'packages/db/bench/procedures.bench.ts',
   login: 'packages/login-server/bench/login.bench.ts',
-  pgq: 'packages/db-cluster/bench/pgq.bench.ts'
+  pgq: 'packages/db-cluster/bench/pgq.bench.ts',
+  cluster: 'packages/db-cluster/bench/cluster.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES
 

@@ -11,9 +11,16 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
   exit 1
 fi
 
-# Debian packages the tests use: a PostgreSQL server (started by the tests, never the system's cluster).
+# Debian packages the tests use: PostgreSQL servers (started by the tests, never the system's cluster), and for
+# the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+pgversion=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+pgversion=${pgversion:-15}
+[ -f "/usr/lib/postgresql/$pgversion/lib/plproxy.so" ] || missing+=("postgresql-$pgversion-plproxy")
+[ -f "/usr/share/postgresql/$pgversion/extension/pgq.control" ] || missing+=("postgresql-$pgversion-pgq3")
+command -v pgqd >/dev/null || missing+=(pgqd)
+[ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v runuser >/dev/null || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CredentialVerifier } from '@parley/crypto'
 import { type NetworkFile, toBase64Url } from '@parley/protocol'
-import { freshDatabase, parley, type RunningRole, startRole, type TestPostgres, testPostgres } from '@parley/testing'
+import { freshDatabase, parley, type RunningRole, startRole, type TestPostgres, tempDir, testPostgres } from '@parley/testing'
 
 const PASSWORD = 'a long enough secret 42'
 
@@ -224,6 +224,24 @@ let pgUrl: string | undefined
 cliSuite('PostgreSQL (--db)', async () => {
   pgUrl ??= (await freshDatabase(pg.url)).url
   return ['--db', pgUrl]
+})
+
+// The same acceptance through a partitioned cluster: `parley db cluster up`, then the login server with --db
+// pointing at its pgBouncer, unchanged.
+let cluster: RunningRole | undefined
+let clusterDir: string | undefined
+after(async () => {
+  assert.equal(await cluster?.stop(), 0, 'the cluster shuts down cleanly')
+  if (clusterDir !== undefined) await rm(clusterDir, { recursive: true, force: true })
+})
+cliSuite('the PL/Proxy cluster through pgBouncer (--db)', async () => {
+  if (cluster === undefined) {
+    clusterDir = await tempDir('parley-cli-cluster-')
+    cluster = await startRole(['db', 'cluster', 'up', '--data', join(clusterDir, 'cluster'), '--partitions', '2'], { timeoutMs: 120_000 })
+    assert.match(String(cluster.ready.url), /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/parley$/)
+    assert.equal((cluster.ready.partitions as string[]).length, 2)
+  }
+  return ['--db', String(cluster.ready.url)]
 })
 
 describe('parley CLI usage', () => {

@@ -13,9 +13,10 @@ import {
   proveRequest,
   signCredential
 } from '@parley/crypto'
+import { type LocalCluster, startLocalCluster } from '@parley/db-cluster'
 import { LoginClient } from '@parley/login-client'
 import { type ErrorCode, ParleyError, toBase64Url } from '@parley/protocol'
-import { freshDatabase, type TestPostgres, testPostgres } from '@parley/testing'
+import { freshDatabase, type TestPostgres, tempDir, testPostgres } from '@parley/testing'
 import fc from 'fast-check'
 import { KeyRing, type RunningLoginServer, startLoginServer } from '../src/index.ts'
 
@@ -32,7 +33,7 @@ async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<P
   assert.fail(`expected ${code}, but it succeeded`)
 }
 
-function apiSuite(mode: 'PGlite' | 'PostgreSQL', dbUrl: () => Promise<string | undefined>): void {
+function apiSuite(mode: string, dbUrl: () => Promise<string | undefined>): void {
   describe(`login server API on ${mode}`, () => {
     let dir: string
     let server: RunningLoginServer
@@ -390,6 +391,19 @@ apiSuite('PostgreSQL', async () => {
   const fresh = await freshDatabase(pg.url)
   drops.push(fresh.drop)
   return fresh.url
+})
+
+// The same suite through the partitioned cluster (pgBouncer -> PL/Proxy -> 2 partitions): the server does not change.
+let cluster: LocalCluster | undefined
+let clusterDir: string | undefined
+after(async () => {
+  await cluster?.stop()
+  if (clusterDir !== undefined) await rm(clusterDir, { recursive: true, force: true })
+})
+apiSuite('the PL/Proxy cluster', async () => {
+  clusterDir = await tempDir('parley-api-cluster-')
+  cluster = await startLocalCluster({ dir: clusterDir, partitions: 2, settings: { fsync: 'off' } })
+  return cluster.url
 })
 
 describe('key rotation', () => {
