@@ -47,6 +47,25 @@ LANGUAGE sql AS $$
   VALUES ('connection_lifetime', '1800'), ('query_timeout', '30')
 $$;
 
+-- Adds partitions (or replaces them all) and bumps the version: every proxy
+-- connection switches at its next call. The only way the tools change the cluster.
+CREATE OR REPLACE FUNCTION parley_cluster.switch_partitions (i_replace boolean, i_indexes integer[], i_names text[],
+  i_connstrs text[], OUT o_version integer, OUT o_partitions integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF i_replace THEN
+    DELETE FROM parley_cluster.partitions;
+  END IF;
+  INSERT INTO parley_cluster.partitions (partition_index, name, connstr)
+  SELECT * FROM unnest(i_indexes, i_names, i_connstrs);
+  SELECT count(*) INTO o_partitions FROM parley_cluster.partitions;
+  IF o_partitions & (o_partitions - 1) <> 0 OR EXISTS (SELECT 1 FROM parley_cluster.partitions WHERE partition_index >= o_partitions) THEN
+    RAISE EXCEPTION 'PL/Proxy needs partitions 0..N-1 with N a power of two, not %', o_partitions;
+  END IF;
+  UPDATE parley_cluster.version SET version = version + 1 RETURNING version INTO o_version;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION parley.user_hash (i_name text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT hashtext(lower(i_name)) $$;
 

@@ -98,15 +98,7 @@ export async function initProxy(url: string, partitions: ClusterPartition[]): Pr
   await client.connect()
   try {
     await client.query('BEGIN')
-    await client.query('DELETE FROM parley_cluster.partitions')
-    for (const p of partitions) {
-      await client.query('INSERT INTO parley_cluster.partitions (partition_index, name, connstr) VALUES ($1, $2, $3)', [
-        p.index,
-        p.name,
-        connstrOf(p.url)
-      ])
-    }
-    await client.query('UPDATE parley_cluster.version SET version = version + 1')
+    await switchPartitions(client, partitions, { replace: true })
     for (const m of await loadMigrations()) {
       await client.query(
         'INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3) ON CONFLICT (version) DO UPDATE SET checksum = EXCLUDED.checksum',
@@ -120,6 +112,16 @@ export async function initProxy(url: string, partitions: ClusterPartition[]): Pr
   } finally {
     await client.end()
   }
+}
+
+/** Points the proxy at these partitions (added to the ones it has, or instead of them), at once. */
+export async function switchPartitions(proxy: pg.ClientBase, partitions: ClusterPartition[], options: { replace: boolean }): Promise<void> {
+  await proxy.query('SELECT * FROM parley_cluster.switch_partitions($1, $2, $3, $4)', [
+    options.replace,
+    partitions.map((p) => p.index),
+    partitions.map((p) => p.name),
+    partitions.map((p) => connstrOf(p.url))
+  ])
 }
 
 export interface InitClusterInit {

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { type ClusterPartition, type ClusterSpec, connstrOf, initPartition } from './cluster.ts'
+import { type ClusterPartition, type ClusterSpec, initPartition, switchPartitions } from './cluster.ts'
 
 export interface SplitInit {
   spec: ClusterSpec
@@ -64,16 +64,7 @@ export async function splitCluster(init: SplitInit): Promise<SplitResult> {
       })
     )
     progress(`switching the proxy to ${m} partitions`)
-    await proxy.query('BEGIN')
-    for (const p of added) {
-      await proxy.query('INSERT INTO parley_cluster.partitions (partition_index, name, connstr) VALUES ($1, $2, $3)', [
-        p.index,
-        p.name,
-        connstrOf(p.url)
-      ])
-    }
-    await proxy.query('UPDATE parley_cluster.version SET version = version + 1')
-    await proxy.query('COMMIT')
+    await switchPartitions(proxy, added, { replace: false })
     progress('dropping moved rows from the old partitions')
     await Promise.all(
       sources.map(async (c) => {
@@ -84,7 +75,6 @@ export async function splitCluster(init: SplitInit): Promise<SplitResult> {
     pauseMs = Date.now() - held
   } catch (err) {
     await Promise.all(sources.map(async (c) => await c.query('ROLLBACK').catch(() => {})))
-    await proxy.query('ROLLBACK').catch(() => {})
     throw err
   } finally {
     await Promise.all([...sources, ...targets, proxy].map(async (c) => await c.end().catch(() => {})))
