@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createAccount, type Db, migrate, openPostgres } from '@parley/db'
-import { freshDatabase, ms, percentile, progressFor, rate, testPostgres } from '@parley/testing'
+import { freshDatabase, ms, percentile, progressFor, rate, runConcurrently, testPostgres } from '@parley/testing'
 import pg from 'pg'
 import {
   EVENT_QUEUE_NAME,
@@ -57,18 +57,8 @@ async function partition(prefix: string, withPgq: boolean): Promise<{ url: strin
 
 /** `callers` callers, one call after another, for `durationMs`: calls per second. */
 async function concurrent(call: () => Promise<unknown>, callers: number, durationMs: number): Promise<{ calls: number; perSec: number }> {
-  const start = performance.now()
-  const end = start + durationMs
-  let calls = 0
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (performance.now() < end) {
-        await call()
-        calls++
-      }
-    })
-  )
-  return { calls, perSec: (calls * 1000) / (performance.now() - start) }
+  const { calls, elapsedMs } = await runConcurrently(call, callers, durationMs)
+  return { calls, perSec: (calls * 1000) / elapsedMs }
 }
 
 const eventData = (i: number): string =>

@@ -8,7 +8,17 @@
 import { randomBytes } from 'node:crypto'
 import { createAccount, type Db, getAccount, loginLookup, migrate, openPglite, openPostgres } from '@parley/db'
 
-import { freshDatabase, ms, PG_URL_ENV, percentile, progressFor, rate, type TestPostgres, testPostgres } from '@parley/testing'
+import {
+  freshDatabase,
+  ms,
+  PG_URL_ENV,
+  percentile,
+  progressFor,
+  rate,
+  runConcurrently,
+  type TestPostgres,
+  testPostgres
+} from '@parley/testing'
 
 const progress = progressFor('procedures')
 
@@ -61,18 +71,7 @@ async function sequential(call: () => Promise<unknown>, durationMs: number): Pro
 
 /** `callers` callers, each making one call after another, for `durationMs`. */
 async function concurrent(call: () => Promise<unknown>, callers: number, durationMs: number): Promise<Concurrent> {
-  const start = performance.now()
-  const end = start + durationMs
-  let calls = 0
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (performance.now() < end) {
-        await call()
-        calls++
-      }
-    })
-  )
-  const elapsedMs = performance.now() - start
+  const { calls, elapsedMs } = await runConcurrently(call, callers, durationMs)
   return { callers, calls, callsPerSec: rate((calls * 1000) / elapsedMs) }
 }
 

@@ -22,3 +22,23 @@ export function progressFor(name: string): (message: string) => void {
     process.stderr.write(`[${name}] ${message}\n`)
   }
 }
+
+/** `callers` callers, each making one call after another, for `durationMs`: how many calls, in how long. */
+export async function runConcurrently(
+  call: () => Promise<unknown>,
+  callers: number,
+  durationMs: number
+): Promise<{ calls: number; elapsedMs: number }> {
+  const start = performance.now()
+  const end = start + durationMs
+  let calls = 0
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (performance.now() < end) {
+        await call()
+        calls++
+      }
+    })
+  )
+  return { calls, elapsedMs: performance.now() - start }
+}
