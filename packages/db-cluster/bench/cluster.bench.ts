@@ -15,7 +15,7 @@
 // Prints one JSON object on stdout; progress goes to stderr.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readdir, rm } from 'node:fs/promises'
+import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createAccount, type Db, loginLookup, openPostgres, PostgresServer } from '@parley/db'
 import { LIMITS } from '@parley/protocol'
@@ -35,6 +35,7 @@ const ROUNDS = 2
 const PHASE_MS = 2_000
 const IDLE_CLIENTS = 1_000
 const CONNECT_BATCH = 100
+const CONNECT_TIMEOUT_MS = 5_000
 const WINDOW_MS = 60 * 60 * 1000
 /** Candidate names hashed for direct registrations on partition 0: about a quarter of them land there. */
 const DIRECT_CANDIDATES = 400_000
@@ -316,10 +317,18 @@ async function run(): Promise<Record<string, unknown>> {
   const before = await countAll()
   progress(`opening ${IDLE_CLIENTS} client connections at pgBouncer, each running one login_lookup`)
   const openStart = performance.now()
-  for (let i = 0; i < IDLE_CLIENTS; i += CONNECT_BATCH) {
-    await Promise.all(
+  let opened = 0
+  const failures: string[] = []
+  // In batches (pgBouncer's listen backlog); a batch with failures ends the opening, so that a
+  // pgBouncer that stops accepting costs one connect timeout, not one per batch.
+  for (let i = 0; i < IDLE_CLIENTS && failures.length === 0; i += CONNECT_BATCH) {
+    const settled = await Promise.allSettled(
       Array.from({ length: Math.min(CONNECT_BATCH, IDLE_CLIENTS - i) }, async () => {
-        const client = new pg.Client({ connectionString: cluster?.url })
+        const client = new pg.Client({
+          connectionString: cluster?.url,
+          connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+          query_timeout: CONNECT_TIMEOUT_MS
+        })
         client.on('error', () => {})
         idle.push(client)
         await client.connect()
@@ -333,10 +342,22 @@ async function run(): Promise<Record<string, unknown>> {
         if (typeof rows[0]?.o_password_hash !== 'string') throw new Error('login_lookup through an idle client found no account')
       })
     )
+    for (const s of settled) {
+      if (s.status === 'fulfilled') opened++
+      else failures.push((s.reason as Error).message)
+    }
   }
   const openMs = performance.now() - openStart
   const whileOpen = await countAll()
-  progress(`${IDLE_CLIENTS} clients open: ${whileOpen.partitions.join(' / ')} client backends at the partitions`)
+  progress(`${opened} of ${IDLE_CLIENTS} clients open: ${whileOpen.partitions.join(' / ')} client backends at the partitions`)
+  // What pgBouncer says of its file descriptors at start, and whether accept() ran out of them.
+  const bouncerLog = await readFile(join(dir, 'bouncer', 'pgbouncer.log'), 'utf8').catch(() => '')
+  const bouncerFdLimit = /kernel file descriptor limit: [^\n]*/.exec(bouncerLog)?.[0] ?? null
+  const bouncerAcceptEmfile = (bouncerLog.match(/accept\(\) failed: Too many open files/g) ?? []).length
+  if (opened < IDLE_CLIENTS) {
+    progress(`only ${opened} of ${IDLE_CLIENTS} clients could connect and query (${failures[0]}); pgBouncer: ${bouncerFdLimit}`)
+    process.exitCode = 1
+  }
   await Promise.all(idle.splice(0).map(async (c) => await c.end().catch(() => {})))
 
   return {
@@ -361,6 +382,12 @@ async function run(): Promise<Record<string, unknown>> {
     },
     connections: {
       clientsAtBouncer: IDLE_CLIENTS,
+      opened,
+      allOpened: opened === IDLE_CLIENTS,
+      failed: failures.length,
+      firstFailure: failures[0] ?? null,
+      bouncerFdLimit,
+      bouncerAcceptEmfile,
       openMs: Math.round(openMs),
       bouncerPoolSize: LIMITS.cluster.bouncerPoolSize,
       partitionClientBackendsBefore: before.partitions,

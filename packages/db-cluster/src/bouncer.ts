@@ -72,7 +72,9 @@ export class Bouncer {
       await chown(this.#ini, pgUser.uid, pgUser.gid)
       await chown(join(this.#init.dir, 'userlist.txt'), pgUser.uid, pgUser.gid)
     }
-    await runAsPostgres('/usr/sbin/pgbouncer', ['-d', '-q', this.#ini])
+    // Every client is a file descriptor: the default soft limit (1,024) is below max_client_conn.
+    const files = String(2 * LIMITS.cluster.bouncerMaxClients + 64)
+    await runAsPostgres('/usr/bin/prlimit', [`--nofile=${files}:${files}`, '/usr/sbin/pgbouncer', '-d', '-q', this.#ini])
     // -d returns once it forked; wait until it accepts connections.
     const pg = (await import('pg')).default
     for (let i = 0; i < 100; i++) {
