@@ -13,18 +13,22 @@
 // open at pgBouncer.
 //   node packages/db-cluster/bench/cluster.bench.ts
 // Prints one JSON object on stdout; progress goes to stderr.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readdir, readFile, rm } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createAccount, type Db, loginLookup, openPostgres, PostgresServer } from '@parley/db'
+import { promisify } from 'node:util'
+import { createAccount, type Db, findPostgresBin, loginLookup, openPostgres, PostgresServer } from '@parley/db'
 import { LIMITS } from '@parley/protocol'
 import { ms, percentile, progressFor, rate, tempDir } from '@parley/testing'
 import pg from 'pg'
 import { Bouncer } from '../src/bouncer.ts'
+import type { ClusterSpec } from '../src/cluster.ts'
 import { type LocalCluster, startLocalCluster } from '../src/local.ts'
 
 const progress = progressFor('cluster')
+const execFileAsync = promisify(execFile)
 
 const PARTITIONS = 4
 const SEED_ACCOUNTS = 4_000
@@ -159,6 +163,56 @@ async function clientBackends(url: string): Promise<number> {
 }
 
 /** The filesystem type the temporary folder lives on (tmpfs would make "durable" meaningless). */
+/** pgbench (Debian's postgresql package) against the full path and PL/Proxy alone: transactions/s and mean latency. */
+async function runPgbench(spec: ClusterSpec, fullUrl: string, seeded: number): Promise<Record<string, unknown>> {
+  const bin = findPostgresBin()
+  if (bin === undefined) return { note: 'pgbench not found' }
+  const lookup = join(dir, 'pgbench-lookup.sql')
+  const register = join(dir, 'pgbench-register.sql')
+  await writeFile(
+    lookup,
+    `\\set n random(0, ${seeded - 1})\nSELECT * FROM parley.login_lookup('seed_' || lpad(:n::text, 5, '0') || '_user', '192.0.2.1', ${WINDOW_MS});\n`
+  )
+  await writeFile(
+    register,
+    `\\set n random(1, 2000000000)\nSELECT * FROM parley.create_account('pgbench_' || :n || '_' || :client_id, NULL, NULL, '${FAKE_HASH}');\n`
+  )
+  const one = async (url: string, file: string): Promise<{ perSec: number; meanMs: number }> => {
+    const u = new URL(url)
+    const { stdout } = await execFileAsync(join(bin, 'pgbench'), [
+      '-n',
+      '-c',
+      String(CALLERS),
+      '-j',
+      '2',
+      '-T',
+      String((PHASE_MS * ROUNDS) / 1000),
+      '-f',
+      file,
+      '-h',
+      u.hostname,
+      '-p',
+      u.port,
+      '-U',
+      'postgres',
+      u.pathname.slice(1)
+    ])
+    return { perSec: rate(Number(/tps = ([\d.]+)/.exec(stdout)?.[1])), meanMs: ms(Number(/latency average = ([\d.]+)/.exec(stdout)?.[1])) }
+  }
+  progress('pgbench: lookups and registrations, full path and PL/Proxy alone')
+  const lookups = { fullPath: await one(fullUrl, lookup), directPlProxy: await one(spec.proxy, lookup) }
+  const registrations = { fullPath: await one(fullUrl, register), directPlProxy: await one(spec.proxy, register) }
+  return {
+    clients: CALLERS,
+    seconds: (PHASE_MS * ROUNDS) / 1000,
+    lookups: { ...lookups, fullPathOfDirectPlProxy: Number((lookups.fullPath.perSec / lookups.directPlProxy.perSec).toFixed(3)) },
+    registrations: {
+      ...registrations,
+      fullPathOfDirectPlProxy: Number((registrations.fullPath.perSec / registrations.directPlProxy.perSec).toFixed(3))
+    }
+  }
+}
+
 function filesystemOf(path: string): string | null {
   try {
     let best: { mount: string; type: string } | undefined
@@ -307,8 +361,12 @@ async function run(): Promise<Record<string, unknown>> {
     AIM.registrationsPerSec
   )
 
-  // Connections at the partitions with IDLE_CLIENTS clients connected to pgBouncer.
+  // The same procedures driven by pgbench (C, libpq) instead of this Node process: what the servers
+  // do when the load generator costs less of the two cores.
   for (const db of dbs.splice(0)) await db.close()
+  const pgbenchResults = await runPgbench(spec, cluster?.url as string, allSeeded.length)
+
+  // Connections at the partitions with IDLE_CLIENTS clients connected to pgBouncer.
   await new Promise((resolve) => setTimeout(resolve, 200))
   const countAll = async (): Promise<{ partitions: number[]; sum: number; proxyBackends: number }> => {
     const partitions = await Promise.all(spec.partitions.map(async (p) => await clientBackends(p.url)))
@@ -374,6 +432,7 @@ async function run(): Promise<Record<string, unknown>> {
     seed: { accounts: SEED_ACCOUNTS, ms: Math.round(seedMs), perSec: rate((SEED_ACCOUNTS * 1000) / seedMs), perPartition },
     callers: CALLERS,
     lookups: { procedure: 'parley.login_lookup', ...lookups },
+    pgbench: pgbenchResults,
     registrations: {
       procedure: 'parley.create_account',
       durable: server.fsync === 'on' && server.synchronous_commit === 'on',
