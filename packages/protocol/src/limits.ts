@@ -52,6 +52,13 @@ export const LIMITS = {
     /** A call that hit a partition mid-split (SQLSTATE PZ001) is retried this often. */
     movedRetries: 8
   },
+  /** The overlay. */
+  overlay: {
+    /** A hello message (a credential and a little framing) is far below this. */
+    helloMaxBytes: 4096,
+    /** A peer that does not finish its hello in this time is refused. */
+    helloTimeoutMs: 10_000
+  },
   /** Per client address token buckets on the login server. */
   rates: {
     register: { perMinute: 30, burst: 30 },

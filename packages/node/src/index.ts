@@ -1,0 +1,3 @@
+export * from './hello/hello.ts'
+export * from './node.ts'
+export * from './overlay/libp2p.ts'

@@ -1,0 +1,61 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { type KadDHT, kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
+import { memory } from '@libp2p/memory'
+import { type Ping, ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p, type Libp2p } from 'libp2p'
+
+export type Role = 'client' | 'supernode'
+
+/** The Kademlia protocol id: Parley's own DHT, apart from the public IPFS one. */
+export const DHT_PROTOCOL = '/parley/kad/1.0.0'
+
+export interface OverlayInit {
+  role: Role
+  /** The device key's 32-byte Ed25519 seed: the node's libp2p identity is the device key. */
+  deviceSeed: Uint8Array
+  /** Multiaddrs to listen on. Default: TCP on a free loopback port. */
+  listen?: string[]
+  /** 'memory' for one-process simulations. Default: 'tcp'. */
+  transport?: 'tcp' | 'memory'
+  /**
+   * Keep private and loopback addresses in the DHT (tests, simulations, LANs).
+   * Default: false (the internet's view).
+   */
+  privateAddresses?: boolean
+}
+
+export type OverlayLibp2p = Libp2p<{ identify: unknown; ping: Ping; dht: KadDHT }>
+
+/**
+ * The libp2p node under a Parley node: TCP (or memory), Noise, yamux,
+ * identify, ping and Parley's Kademlia DHT, in server mode on supernodes and
+ * client mode on ordinary nodes. The role decides configuration, not code paths.
+ */
+export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
+  const privateKey = await generateKeyPairFromSeed('Ed25519', init.deviceSeed)
+  const memoryTransport = init.transport === 'memory'
+  return await createLibp2p({
+    privateKey,
+    addresses: { listen: init.listen ?? [memoryTransport ? '/memory/0' : '/ip4/127.0.0.1/tcp/0'] },
+    transports: [memoryTransport ? memory() : tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      // Many nodes dial a supernode from one host in tests; the default (5/s per host) refuses them.
+      inboundConnectionThreshold: 1000
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: init.role === 'client',
+        peerInfoMapper: init.privateAddresses === true ? passthroughMapper : removePrivateAddressesMapper
+      })
+    }
+  })
+}
