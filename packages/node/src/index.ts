@@ -1,3 +1,6 @@
 export * from './hello/hello.ts'
 export * from './node.ts'
 export * from './overlay/libp2p.ts'
+export * from './records/record.ts'
+export * from './records/records.ts'
+export * from './records/store.ts'

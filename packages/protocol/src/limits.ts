@@ -57,7 +57,20 @@ export const LIMITS = {
     /** A hello message (a credential and a little framing) is far below this. */
     helloMaxBytes: 4096,
     /** A peer that does not finish its hello in this time is refused. */
-    helloTimeoutMs: 10_000
+    helloTimeoutMs: 10_000,
+    /** A signed user record (credential, addresses, presence). */
+    recordMaxBytes: 4096,
+    /** The longest a user record may live; devices republish well before. */
+    recordMaxTtlMs: 60 * 60 * 1000,
+    /** Devices one user may have online in the directory at once. */
+    devicesPerUser: 8,
+    /** Records one supernode keeps in all. */
+    recordsPerSupernode: 200_000,
+    /** Supernodes that keep each user's records (the closest in the DHT). */
+    recordReplicas: 3,
+    /** A records request or answer. */
+    recordsMessageMaxBytes: 64 * 1024,
+    recordsTimeoutMs: 5_000
   },
   /** Per client address token buckets on the login server. */
   rates: {

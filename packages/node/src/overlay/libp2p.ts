@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
@@ -40,7 +41,7 @@ export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
   const memoryTransport = init.transport === 'memory'
   return await createLibp2p({
     privateKey,
-    addresses: { listen: init.listen ?? [memoryTransport ? '/memory/0' : '/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen: init.listen ?? [memoryTransport ? `/memory/${randomUUID()}` : '/ip4/127.0.0.1/tcp/0'] },
     transports: [memoryTransport ? memory() : tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
