@@ -254,7 +254,7 @@ describe('parley CLI usage', () => {
   })
 
   it('says clearly that a command is not built yet', async () => {
-    const r = await parley(['daemon', '--data', '/nonexistent'])
+    const r = await parley(['up', '--data', '/nonexistent'])
     assert.equal(r.code, 1)
     assert.match(r.stderr, /not built yet .*\(NOT_IMPLEMENTED\)/)
   })

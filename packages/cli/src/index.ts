@@ -1,2 +1,2 @@
+export { Profile } from '@parley/node/profile'
 export { COMMANDS, main } from './main.ts'
-export { Profile } from './profile.ts'

@@ -3,6 +3,7 @@ import { accountRegister, login, logout, renew, search, whoami } from './command
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
+import { daemonCommand, netCommand, supernodeCommand, whoisCommand } from './commands/node.ts'
 import { notBuilt } from './commands/not-built.ts'
 import type { Command, CommandContext } from './context.ts'
 import { describeFailure, makeOutput, UsageError } from './output.ts'
@@ -13,6 +14,10 @@ export const COMMANDS: Command[] = [
   dbClusterUp,
   dbClusterInit,
   dbSplit,
+  supernodeCommand,
+  daemonCommand,
+  whoisCommand,
+  netCommand,
   networkInit,
   accountRegister,
   login,

@@ -56,6 +56,8 @@ export const ERROR_CODES = {
   USAGE: { http: 400, exit: 2 },
   /** The profile is not logged in, has no network, or similar local state problem. */
   NOT_LOGGED_IN: { http: 401, exit: 1 },
+  /** No daemon runs for this profile (its local API is not reachable). */
+  NO_DAEMON: { http: 503, exit: 1 },
   /** The network file or profile is missing or broken. */
   BAD_CONFIG: { http: 400, exit: 1 },
   /** A network request failed (connection refused, timeout). */

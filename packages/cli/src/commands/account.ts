@@ -1,9 +1,9 @@
 import { peerIdOf } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
+import { checkCredential, Profile } from '@parley/node/profile'
 import { ParleyError } from '@parley/protocol'
 import { type Command, type CommandContext, stringFlag } from '../context.ts'
 import { readPassword } from '../password.ts'
-import { checkCredential, Profile } from '../profile.ts'
 import { CLIENT_VERSION } from '../version.ts'
 
 const userOptions = { 'password-stdin': { type: 'boolean' } } as const

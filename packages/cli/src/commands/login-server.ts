@@ -1,8 +1,8 @@
 import { join } from 'node:path'
 import { KeyRing, startLoginServer } from '@parley/login-server'
+import { DEFAULT_PROFILE_DIR } from '@parley/node/profile'
 import { type Command, stringFlag } from '../context.ts'
 import { UsageError } from '../output.ts'
-import { DEFAULT_PROFILE_DIR } from '../profile.ts'
 
 const DEFAULT_DATA = join(DEFAULT_PROFILE_DIR, 'login-server')
 

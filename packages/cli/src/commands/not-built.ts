@@ -3,15 +3,7 @@ import type { Command } from '../context.ts'
 
 /** Commands in CONTRACT.md whose features are not built yet: each says so, clearly, with exit 1. */
 const PLANNED: Array<[string[], string, string]> = [
-  [['supernode'], 'parley supernode --data DIR --network FILE [--listen MULTIADDR ...]', 'runs a supernode'],
-  [
-    ['daemon'],
-    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT]',
-    "runs a user's node and its local API"
-  ],
   [['up'], 'parley up [--data DIR] [--users a,b]', 'starts a whole network on this machine'],
-  [['net'], 'parley net', "the node's view of the network"],
-  [['whois'], 'parley whois NAME', 'finds a user over the overlay'],
   [['contacts'], 'parley contacts add|accept|block|list ...', 'contacts'],
   [['status'], 'parley status online|away|dnd|invisible [--mood TEXT]', 'sets presence'],
   [['msg'], 'parley msg NAME TEXT', 'sends a chat message'],

@@ -1,0 +1,128 @@
+import { join } from 'node:path'
+import { readSecretFile } from '@parley/crypto/keyfile'
+import { DEFAULT_PROFILE_DIR } from '@parley/node/profile'
+import { isErrorCode, ParleyError } from '@parley/protocol'
+import { type Command, type CommandContext, stringFlag } from '../context.ts'
+import { UsageError } from '../output.ts'
+
+function profileDir(ctx: CommandContext): string {
+  return stringFlag(ctx, 'data') ?? DEFAULT_PROFILE_DIR
+}
+
+function parseApi(value: string | undefined): { host: string; port: number } | undefined {
+  if (value === undefined) return undefined
+  const m = /^([0-9.]+|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(value)
+  if (m === null || Number(m[2]) > 65535) throw new UsageError('--api takes HOST:PORT, e.g. 127.0.0.1:7071')
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promise<void> {
+  const { startDaemon } = await import('@parley/node')
+  const listen = ctx.flags.listen as string[] | undefined
+  const api = parseApi(stringFlag(ctx, 'api'))
+  const network = stringFlag(ctx, 'network')
+  const daemon = await startDaemon({
+    dataDir: profileDir(ctx),
+    role,
+    ...(network === undefined ? {} : { networkFile: network }),
+    ...(listen === undefined ? {} : { listen }),
+    ...(api === undefined ? {} : { api })
+  })
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', role, peerId: daemon.node.peerId, addrs: daemon.node.addresses, api: daemon.api.url })}\n`
+  )
+  await ctx.waitForStop()
+  await daemon.stop()
+}
+
+const nodeOptions = { listen: { type: 'string', multiple: true }, api: { type: 'string' } } as const
+
+export const daemonCommand: Command = {
+  path: ['daemon'],
+  usage: 'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT]',
+  summary: "runs this profile's node (client role) and its local API",
+  options: nodeOptions,
+  positionals: 0,
+  async run(ctx) {
+    await runNode(ctx, 'client')
+  }
+}
+
+export const supernodeCommand: Command = {
+  path: ['supernode'],
+  usage: 'parley supernode --data DIR --network FILE [--listen MULTIADDR ...]',
+  summary: 'runs a supernode (a logged-in profile, as every peer)',
+  options: nodeOptions,
+  positionals: 0,
+  async run(ctx) {
+    await runNode(ctx, 'supernode')
+  }
+}
+
+/** Calls the profile's running daemon. */
+async function callDaemon(ctx: CommandContext, path: string): Promise<Record<string, unknown>> {
+  const dir = profileDir(ctx)
+  const file = await readSecretFile(join(dir, 'api.json'))
+  if (file === undefined) throw new ParleyError('NO_DAEMON', `no daemon runs for ${dir}: start one with "parley daemon --data ${dir}"`)
+  const { url, token } = JSON.parse(file.toString('utf8')) as { url: string; token: string }
+  let response: Response
+  try {
+    response = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
+  } catch {
+    throw new ParleyError('NO_DAEMON', `the daemon of ${dir} does not answer at ${url}: is it running?`)
+  }
+  const body = (await response.json()) as Record<string, unknown> & { error?: { code: string; message: string } }
+  if (!response.ok) {
+    const code = body.error?.code
+    throw new ParleyError(isErrorCode(code) ? code : 'INTERNAL', body.error?.message ?? `the daemon answered ${response.status}`)
+  }
+  return body
+}
+
+export const whoisCommand: Command = {
+  path: ['whois'],
+  usage: 'parley whois NAME',
+  summary: 'finds a user over the overlay (not the login server)',
+  options: {},
+  positionals: 1,
+  async run(ctx) {
+    const name = ctx.positionals[0] as string
+    const result = (await callDaemon(ctx, `/v1/whois/${encodeURIComponent(name)}`)) as {
+      name: string
+      devices: Array<{ peerId: string; presence: string }>
+      ms: number
+    }
+    ctx.out.result(
+      result,
+      result.devices.length === 0
+        ? `${name}: no device online (${result.ms} ms)`
+        : `${result.name} (${result.ms} ms)\n${result.devices.map((d) => `  ${d.peerId}  ${d.presence}`).join('\n')}`
+    )
+  }
+}
+
+export const netCommand: Command = {
+  path: ['net'],
+  usage: 'parley net',
+  summary: "the node's view of the network",
+  options: {},
+  positionals: 0,
+  async run(ctx) {
+    const net = (await callDaemon(ctx, '/v1/net')) as {
+      role: string
+      reachability: string
+      supernodes: Array<{ peerId: string; latencyMs?: number }>
+      hostCache: number
+    }
+    ctx.out.result(
+      net,
+      [
+        `role: ${net.role}`,
+        `reachability: ${net.reachability}`,
+        `supernodes: ${net.supernodes.length}`,
+        ...net.supernodes.map((s) => `  ${s.peerId}${s.latencyMs === undefined ? '' : `  ${s.latencyMs} ms`}`),
+        `host cache: ${net.hostCache}`
+      ].join('\n')
+    )
+  }
+}

@@ -1,0 +1,133 @@
+import type { PeerId } from '@libp2p/interface'
+import type { ParleyNode } from '../node.ts'
+import { RECORDS_PROTOCOL } from '../records/records.ts'
+import type { HostCache } from '../store/host-cache.ts'
+
+export interface SupernodeLinksInit {
+  /** Connected supernodes to keep. Default: 3 for clients. */
+  target: number
+  /** Seed supernodes (multiaddrs with /p2p/), tried after the host cache. */
+  seeds: string[]
+  /** Per dial. Default: 1500 ms (a lost supernode is replaced within 2 s). */
+  dialTimeoutMs?: number
+  /** How often to look for more supernodes in the DHT. Default: 60 s. */
+  discoverEveryMs?: number
+}
+
+export interface LinkedSupernode {
+  peerId: string
+  addrs: string[]
+  latencyMs: number | undefined
+}
+
+/**
+ * Keeps a node attached to `target` supernodes: from the host cache first,
+ * then the seeds; a supernode that goes away is replaced at once. Every
+ * supernode seen (identify, DHT) goes into the host cache.
+ */
+export class SupernodeLinks {
+  readonly #node: ParleyNode
+  readonly #cache: HostCache
+  readonly #init: SupernodeLinksInit
+  readonly #linked = new Map<string, LinkedSupernode>()
+  #filling: Promise<void> | undefined
+  #timer: ReturnType<typeof setInterval> | undefined
+  #stopped = true
+
+  constructor(node: ParleyNode, cache: HostCache, init: SupernodeLinksInit) {
+    this.#node = node
+    this.#cache = cache
+    this.#init = init
+  }
+
+  get linked(): LinkedSupernode[] {
+    return [...this.#linked.values()]
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false
+    const libp2p = this.#node.libp2p
+    libp2p.addEventListener('peer:identify', this.#onIdentify)
+    libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
+    await this.fill()
+    this.#timer = setInterval(() => {
+      void this.discover().catch(() => {})
+      void this.fill().catch(() => {})
+    }, this.#init.discoverEveryMs ?? 60_000)
+    this.#timer.unref?.()
+    void this.discover().catch(() => {})
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    const libp2p = this.#node.libp2p
+    libp2p.removeEventListener('peer:identify', this.#onIdentify)
+    libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
+    await this.#filling?.catch(() => {})
+  }
+
+  /** Connects to supernodes until `target` are linked (one fill at a time). */
+  async fill(): Promise<void> {
+    this.#filling ??= this.#fill().finally(() => {
+      this.#filling = undefined
+    })
+    await this.#filling
+  }
+
+  /** Asks the DHT for supernodes near a random key, to grow the host cache. */
+  async discover(): Promise<void> {
+    const key = crypto.getRandomValues(new Uint8Array(32))
+    for await (const event of this.#node.libp2p.services.dht.getClosestPeers(key, { signal: AbortSignal.timeout(5_000) })) {
+      if (event.name === 'FINAL_PEER' && !event.peer.id.equals(this.#node.libp2p.peerId)) {
+        this.#cache.seen(
+          event.peer.id.toString(),
+          event.peer.multiaddrs.map((a) => a.toString())
+        )
+      }
+    }
+  }
+
+  async #fill(): Promise<void> {
+    const own = this.#node.peerId
+    const tried = new Set<string>([own, ...this.#linked.keys()])
+    const candidates: Array<{ peerId: string; addr: string }> = []
+    for (const host of this.#cache.candidates(50, tried)) {
+      for (const a of host.addrs) candidates.push({ peerId: host.peerId, addr: a.includes('/p2p/') ? a : `${a}/p2p/${host.peerId}` })
+    }
+    for (const seed of this.#init.seeds) {
+      const peerId = seed.split('/p2p/')[1]
+      if (peerId !== undefined && !tried.has(peerId)) candidates.push({ peerId, addr: seed })
+    }
+    for (const c of candidates) {
+      if (this.#stopped || this.#linked.size >= this.#init.target) return
+      if (this.#linked.has(c.peerId) || c.peerId === own) continue
+      const started = performance.now()
+      try {
+        const outcome = await this.#node.connect(c.addr, { signal: AbortSignal.timeout(this.#init.dialTimeoutMs ?? 1_500) })
+        if (!outcome.ok) throw new Error(outcome.reason)
+        const latencyMs = Math.round((performance.now() - started) * 100) / 100
+        this.#linked.set(c.peerId, { peerId: c.peerId, addrs: [c.addr], latencyMs })
+        this.#cache.seen(c.peerId, [c.addr])
+        this.#cache.succeeded(c.peerId, latencyMs)
+      } catch {
+        this.#cache.failed(c.peerId)
+      }
+    }
+  }
+
+  readonly #onIdentify = (
+    event: CustomEvent<{ peerId: PeerId; protocols: string[]; listenAddrs: Array<{ toString(): string }> }>
+  ): void => {
+    const { peerId, protocols, listenAddrs } = event.detail
+    if (!protocols.includes(RECORDS_PROTOCOL)) return
+    this.#cache.seen(
+      peerId.toString(),
+      listenAddrs.map((a) => `${a.toString()}/p2p/${peerId.toString()}`)
+    )
+  }
+
+  readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
+    if (this.#linked.delete(event.detail.toString()) && !this.#stopped) void this.fill().catch(() => {})
+  }
+}
