@@ -80,7 +80,7 @@ describe('error codes', () => {
       const status = httpStatusOf(code)
       assert.ok(status >= 400 && status < 600, code)
       assert.ok([1, 2].includes(exitCodeOf(code)), code)
-      if (!['INTERNAL', 'UNAVAILABLE', 'NETWORK', 'NOT_IMPLEMENTED'].includes(code)) assert.ok(status < 500, code)
+      if (!['INTERNAL', 'UNAVAILABLE', 'NETWORK', 'NOT_IMPLEMENTED', 'NO_DAEMON'].includes(code)) assert.ok(status < 500, code)
     }
     assert.equal(exitCodeOf('USAGE'), 2)
     const e = new ParleyError('THROTTLED', 'wait', { retryAfterMs: 1500 })
