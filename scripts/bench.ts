@@ -13,6 +13,7 @@ const BENCHES = {
   procedures: 'packages/db/bench/procedures.bench.ts',
   login: 'packages/login-server/bench/login.bench.ts',
   pgq: 'packages/db-cluster/bench/pgq.bench.ts',
+  lookup: 'packages/node/bench/lookup.bench.ts',
   cluster: 'packages/db-cluster/bench/cluster.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES

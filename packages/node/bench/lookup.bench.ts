@@ -1,0 +1,123 @@
+// Directory lookups on the overlay, one process, libp2p's memory transport:
+// N nodes (a tenth of them supernodes, each client on 3), every client
+// publishes its record, then random `whois` lookups from random clients, and
+// in the same simulation libp2p's own Kademlia walk (getClosestPeers) to the same keys.
+//   node packages/node/bench/lookup.bench.ts [N ...]     (default: 50 300)
+// Prints one JSON object on stdout; progress on stderr.
+import { credentialToString, generateKeyPair, keyIdOf, signCredential } from '@parley/crypto'
+import { ms, percentile, progressFor, rate } from '@parley/testing'
+import { ParleyNode, userKey } from '../src/index.ts'
+
+const progress = progressFor('lookup')
+const LOOKUPS = 300
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n >= 10)
+
+const login = generateKeyPair()
+const trustedKeys = [{ id: keyIdOf(login.publicKey), publicKey: login.publicKey }]
+
+async function makeNode(role: 'client' | 'supernode', name: string): Promise<ParleyNode> {
+  const device = generateKeyPair()
+  const now = Date.now()
+  const credential = credentialToString(
+    signCredential(
+      { version: 1, name, deviceKey: device.publicKey, issuedAt: now, expiresAt: now + 3_600_000, serial: 1n, keyId: trustedKeys[0]!.id },
+      login.handle
+    )
+  )
+  const node = await ParleyNode.create({
+    role,
+    deviceSeed: device.seed,
+    trustedKeys,
+    credential: () => credential,
+    transport: 'memory',
+    privateAddresses: true
+  })
+  await node.start()
+  return node
+}
+
+function stats(times: number[]): Record<string, number> {
+  const sorted = [...times].sort((a, b) => a - b)
+  return { count: sorted.length, p50Ms: ms(percentile(sorted, 50)), p90Ms: ms(percentile(sorted, 90)), p99Ms: ms(percentile(sorted, 99)) }
+}
+
+async function simulate(n: number): Promise<Record<string, unknown>> {
+  const started = performance.now()
+  const superCount = Math.max(3, Math.round(n / 10))
+  const supernodes: ParleyNode[] = []
+  const clients: Array<{ node: ParleyNode; name: string }> = []
+  const rssBefore = process.memoryUsage().rss
+  try {
+    for (let i = 0; i < superCount; i++) supernodes.push(await makeNode('supernode', `super_${i}_node`))
+    // Each supernode links to up to 8 others, as the daemon does.
+    for (let i = 0; i < superCount; i++) {
+      for (let k = 1; k <= Math.min(8, superCount - 1); k++)
+        await supernodes[i]!.connect(supernodes[(i + k) % superCount]!.addresses[0] as string)
+    }
+    for (let i = 0; i < n - superCount; i++) {
+      const name = `user_${i}_sim`
+      const node = await makeNode('client', name)
+      for (let k = 0; k < 3; k++) await node.connect(supernodes[(i * 7 + k * 3) % superCount]!.addresses[0] as string)
+      clients.push({ node, name })
+    }
+    const builtMs = performance.now() - started
+    progress(`${n} nodes (${superCount} supernodes) up in ${Math.round(builtMs)} ms; publishing`)
+    const publishTimes: number[] = []
+    let replicas = 0
+    for (const c of clients) {
+      const t = performance.now()
+      replicas += (await c.node.records.publish({ addrs: c.node.addresses, presence: 'online' })).stored
+      publishTimes.push(performance.now() - t)
+    }
+    progress(`published; ${LOOKUPS} whois lookups`)
+    const whoisTimes: number[] = []
+    let found = 0
+    for (let i = 0; i < LOOKUPS; i++) {
+      const asker = clients[Math.floor(Math.random() * clients.length)]!
+      const target = clients[Math.floor(Math.random() * clients.length)]!
+      const t = performance.now()
+      const result = await asker.node.records.whois(target.name)
+      whoisTimes.push(performance.now() - t)
+      if (result.devices.some((d) => d.peerId === target.node.peerId)) found++
+    }
+    // libp2p's own lookup in the same simulation: the Kademlia walk to the closest peers of a key
+    // (findPeer would answer from the local peer store, which knows every supernode here).
+    progress(`${LOOKUPS} libp2p getClosestPeers walks`)
+    const walkTimes: number[] = []
+    let walkOk = 0
+    for (let i = 0; i < LOOKUPS; i++) {
+      const asker = clients[Math.floor(Math.random() * clients.length)]!
+      const key = userKey(clients[Math.floor(Math.random() * clients.length)]!.name)
+      const t = performance.now()
+      let peers = 0
+      for await (const event of asker.node.libp2p.services.dht.getClosestPeers(key, { signal: AbortSignal.timeout(5000) })) {
+        if (event.name === 'FINAL_PEER') peers++
+      }
+      walkTimes.push(performance.now() - t)
+      if (peers > 0) walkOk++
+    }
+    const rssAfter = process.memoryUsage().rss
+    const whois = stats(whoisTimes)
+    const walk = stats(walkTimes)
+    return {
+      nodes: n,
+      supernodes: superCount,
+      buildMs: Math.round(builtMs),
+      publish: { ...stats(publishTimes), meanReplicas: Number((replicas / clients.length).toFixed(2)) },
+      whois: { ...whois, found, lookups: LOOKUPS, successRate: Number((found / LOOKUPS).toFixed(4)) },
+      libp2pGetClosestPeers: { ...walk, answered: walkOk, lookups: LOOKUPS },
+      whoisP50OverWalkP50: Number(((whois.p50Ms as number) / (walk.p50Ms as number)).toFixed(3)),
+      memory: { rssMiB: rate((rssAfter - rssBefore) / 2 ** 20), perNodeMiB: Number(((rssAfter - rssBefore) / 2 ** 20 / n).toFixed(2)) }
+    }
+  } finally {
+    await Promise.all([...clients.map((c) => c.node), ...supernodes].map(async (node) => await node.stop().catch(() => {})))
+  }
+}
+
+const results = []
+for (const n of sizes.length > 0 ? sizes : [50, 300]) results.push(await simulate(n))
+process.stdout.write(`${JSON.stringify({ bench: 'lookup', transport: 'memory', note: 'one process, all nodes on 2 cores', results })}\n`)
+process.exit(0)
