@@ -66,6 +66,8 @@ export const LIMITS = {
     devicesPerUser: 8,
     /** Records one supernode keeps in all. */
     recordsPerSupernode: 200_000,
+    /** Supernodes a node remembers for lookups without a DHT walk. */
+    knownSupernodes: 2000,
     /** Supernodes that keep each user's records (the closest in the DHT). */
     recordReplicas: 3,
     /** A records request or answer. */

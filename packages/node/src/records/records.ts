@@ -65,6 +65,8 @@ export class RecordsService {
   readonly #c: RecordsComponents
   readonly #init: RecordsInit
   readonly store = new RecordStore()
+  /** Supernodes seen (identify, DHT walks): the local view that lets a lookup skip the walk. */
+  readonly #known = new Map<string, PeerId>()
   #seq = 0
   #sweep: ReturnType<typeof setInterval> | undefined
 
@@ -74,6 +76,7 @@ export class RecordsService {
   }
 
   async start(): Promise<void> {
+    this.#c.libp2p.addEventListener('peer:identify', this.#onIdentify)
     if (!this.#init.serve || this.#sweep !== undefined) return
     await this.#c.libp2p.handle(
       RECORDS_PROTOCOL,
@@ -89,6 +92,7 @@ export class RecordsService {
   }
 
   async stop(): Promise<void> {
+    this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
     if (this.#sweep === undefined) return
     clearInterval(this.#sweep)
     this.#sweep = undefined
@@ -129,10 +133,23 @@ export class RecordsService {
     return { stored: took.length, supernodes: took }
   }
 
-  /** Finds a user's online devices from the overlay alone. */
+  /**
+   * Finds a user's online devices from the overlay alone. First from the
+   * supernodes this node knows (the closest of them to the user's key, no DHT
+   * walk: exact whenever it knows them all, as in a small network); when that
+   * finds no device, from the closest supernodes a DHT walk finds.
+   */
   async whois(name: string, options: { signal?: AbortSignal } = {}): Promise<WhoisResult> {
     const started = performance.now()
-    const targets = await this.#closestSupernodes(name, options)
+    if (this.#known.size >= LIMITS.overlay.recordReplicas) {
+      const quick = await this.#ask(name, this.#nearest(name, this.#known.values()), options)
+      if (quick.devices.length > 0) return { ...quick, ms: elapsed(started) }
+    }
+    const walked = await this.#ask(name, await this.#closestSupernodes(name, options), options)
+    return { ...walked, ms: elapsed(started) }
+  }
+
+  async #ask(name: string, targets: PeerId[], options: { signal?: AbortSignal }): Promise<Omit<WhoisResult, 'ms'>> {
     let answered = 0
     const found: CheckedRecord[] = []
     await Promise.all(
@@ -168,29 +185,47 @@ export class RecordsService {
       expiresAt: r.record.expiresAt
     }))
     const canonical = [...newest.values()][0]?.name ?? name
-    return { name: canonical, devices, asked: targets.length, answered, ms: Math.round((performance.now() - started) * 100) / 100 }
+    return { name: canonical, devices, asked: targets.length, answered }
   }
 
   /** The supernodes (DHT servers, this one included when it serves) closest to the user's key. */
   async #closestSupernodes(name: string, options: { signal?: AbortSignal }): Promise<PeerId[]> {
-    const key = userKey(name)
-    const target = sha256(key)
     const candidates = new Map<string, PeerId>()
-    for await (const event of this.#c.libp2p.services.dht.getClosestPeers(key, {
+    for await (const event of this.#c.libp2p.services.dht.getClosestPeers(userKey(name), {
       signal: options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
     })) {
-      if (event.name === 'FINAL_PEER') candidates.set(event.peer.id.toString(), event.peer.id)
+      if (event.name === 'FINAL_PEER') {
+        candidates.set(event.peer.id.toString(), event.peer.id)
+        this.#remember(event.peer.id)
+      }
     }
-    if (this.#init.serve) candidates.set(this.#c.libp2p.peerId.toString(), this.#c.libp2p.peerId)
-    const distance = (peer: PeerId): Uint8Array => {
-      const h = sha256(peer.toMultihash().bytes)
-      return h.map((b, i) => b ^ (target[i] as number))
-    }
-    return [...candidates.values()]
+    return this.#nearest(name, candidates.values())
+  }
+
+  /** The replicas' worth of supernodes closest to the user's key, among these (and this node when it serves). */
+  #nearest(name: string, peers: Iterable<PeerId>): PeerId[] {
+    const target = sha256(userKey(name))
+    const all = new Map<string, PeerId>()
+    for (const p of peers) all.set(p.toString(), p)
+    if (this.#init.serve) all.set(this.#c.libp2p.peerId.toString(), this.#c.libp2p.peerId)
+    const distance = (peer: PeerId): Uint8Array => sha256(peer.toMultihash().bytes).map((b, i) => b ^ (target[i] as number))
+    return [...all.values()]
       .map((peer) => ({ peer, d: distance(peer) }))
       .sort((a, b) => compareBytes(a.d, b.d))
       .slice(0, LIMITS.overlay.recordReplicas)
       .map((x) => x.peer)
+  }
+
+  #remember(peer: PeerId): void {
+    if (peer.equals(this.#c.libp2p.peerId)) return
+    this.#known.delete(peer.toString())
+    this.#known.set(peer.toString(), peer)
+    // Bounded: the least recently seen go first.
+    if (this.#known.size > LIMITS.overlay.knownSupernodes) this.#known.delete(this.#known.keys().next().value as string)
+  }
+
+  readonly #onIdentify = (event: CustomEvent<{ peerId: PeerId; protocols: string[] }>): void => {
+    if (event.detail.protocols.includes(RECORDS_PROTOCOL)) this.#remember(event.detail.peerId)
   }
 
   async #request(peer: PeerId, body: Request, options: { signal?: AbortSignal }): Promise<Record<string, unknown>> {
@@ -258,6 +293,10 @@ export class RecordsService {
     }
     await reply({ refused: { code: 'MALFORMED', message: 'unknown op' } })
   }
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 100) / 100
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
