@@ -99,6 +99,7 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
         if (event.name === 'FINAL_PEER') peers++
       }
       walkTimes.push(performance.now() - t)
+      if (i < 5 || i % 20 === 0) progress(`walk ${i}: ${Math.round(performance.now() - t)} ms, ${peers} peers`)
       if (peers > 0) walkOk++
     }
     const rssAfter = process.memoryUsage().rss
@@ -115,7 +116,10 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
       memory: { rssMiB: rate((rssAfter - rssBefore) / 2 ** 20), perNodeMiB: Number(((rssAfter - rssBefore) / 2 ** 20 / n).toFixed(2)) }
     }
   } finally {
+    progress('stopping the nodes')
+    const stopStarted = performance.now()
     await Promise.all([...clients.map((c) => c.node), ...supernodes].map(async (node) => await node.stop().catch(() => {})))
+    progress(`stopped in ${Math.round(performance.now() - stopStarted)} ms`)
   }
 }
 
