@@ -4,8 +4,8 @@
 // in the same simulation libp2p's own Kademlia walk (getClosestPeers) to the same keys.
 //   node packages/node/bench/lookup.bench.ts [N ...]     (default: 50 300)
 // Prints one JSON object on stdout; progress on stderr.
-import { credentialToString, generateKeyPair, keyIdOf, signCredential } from '@parley/crypto'
-import { ms, percentile, progressFor, rate } from '@parley/testing'
+import { generateKeyPair } from '@parley/crypto'
+import { ms, percentile, progressFor, rate, testNetwork } from '@parley/testing'
 import { ParleyNode, userKey } from '../src/index.ts'
 
 const progress = progressFor('lookup')
@@ -17,18 +17,12 @@ const sizes = process.argv
   .map(Number)
   .filter((n) => Number.isInteger(n) && n >= 10)
 
-const login = generateKeyPair()
-const trustedKeys = [{ id: keyIdOf(login.publicKey), publicKey: login.publicKey }]
+const network = testNetwork()
+const { trustedKeys } = network
 
 async function makeNode(role: 'client' | 'supernode', name: string): Promise<ParleyNode> {
   const device = generateKeyPair()
-  const now = Date.now()
-  const credential = credentialToString(
-    signCredential(
-      { version: 1, name, deviceKey: device.publicKey, issuedAt: now, expiresAt: now + 3_600_000, serial: 1n, keyId: trustedKeys[0]!.id },
-      login.handle
-    )
-  )
+  const credential = network.credentialFor(device, name)
   const node = await ParleyNode.create({
     role,
     deviceSeed: device.seed,

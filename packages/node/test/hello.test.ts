@@ -2,30 +2,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { type Credential, credentialToString, generateKeyPair, type KeyPair, keyIdOf, peerIdOf, signCredential } from '@parley/crypto'
+import { generateKeyPair, type KeyPair, keyIdOf, peerIdOf } from '@parley/crypto'
+import { testNetwork } from '@parley/testing'
 import { HELLO_PROTOCOL, type HelloOutcome, ParleyNode, type Role } from '../src/index.ts'
 
-const login = generateKeyPair()
-const trustedKeys = [{ id: keyIdOf(login.publicKey), publicKey: login.publicKey }]
-
-function credentialFor(device: KeyPair, name: string, overrides: Partial<Credential> = {}, signer: KeyPair = login): string {
-  const now = Date.now()
-  return credentialToString(
-    signCredential(
-      {
-        version: 1,
-        name,
-        deviceKey: device.publicKey,
-        issuedAt: now - 1000,
-        expiresAt: now + 3_600_000,
-        serial: 1n,
-        keyId: trustedKeys[0]!.id,
-        ...overrides
-      },
-      signer.handle
-    )
-  )
-}
+const { trustedKeys, credentialFor } = testNetwork()
 
 const nodes: ParleyNode[] = []
 async function node(role: Role, credential: (device: KeyPair) => string | undefined): Promise<{ node: ParleyNode; device: KeyPair }> {

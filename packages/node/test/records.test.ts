@@ -2,39 +2,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import {
-  type Credential,
-  CredentialVerifier,
-  credentialToString,
-  generateKeyPair,
-  type KeyPair,
-  keyIdOf,
-  signCredential
-} from '@parley/crypto'
+import { CredentialVerifier, generateKeyPair, type KeyPair } from '@parley/crypto'
+import { testNetwork } from '@parley/testing'
 import { checkRecord, ParleyNode, RECORDS_PROTOCOL, RecordError, type Role, signRecord, type UserRecord } from '../src/index.ts'
 
-const login = generateKeyPair()
-const trustedKeys = [{ id: keyIdOf(login.publicKey), publicKey: login.publicKey }]
+const { trustedKeys, credentialFor } = testNetwork()
 const verifier = new CredentialVerifier(trustedKeys)
-
-function credentialFor(device: KeyPair, name: string, overrides: Partial<Credential> = {}): string {
-  const now = Date.now()
-  return credentialToString(
-    signCredential(
-      {
-        version: 1,
-        name,
-        deviceKey: device.publicKey,
-        issuedAt: now - 1000,
-        expiresAt: now + 3_600_000,
-        serial: 1n,
-        keyId: trustedKeys[0]!.id,
-        ...overrides
-      },
-      login.handle
-    )
-  )
-}
 
 interface Member {
   node: ParleyNode
