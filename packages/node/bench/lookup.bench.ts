@@ -2,7 +2,7 @@
 // N nodes (a tenth of them supernodes, each client on 3), every client
 // publishes its record, then random `whois` lookups from random clients, and
 // in the same simulation libp2p's own Kademlia walk (getClosestPeers) to the same keys.
-//   node packages/node/bench/lookup.bench.ts [N ...]     (default: 50 300)
+//   node packages/node/bench/lookup.bench.ts [N ...]     (default: 50; 300 does not build in time yet)
 // Prints one JSON object on stdout; progress on stderr.
 import { generateKeyPair } from '@parley/crypto'
 import { ms, percentile, progressFor, rate, testNetwork } from '@parley/testing'
@@ -118,6 +118,6 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
 }
 
 const results = []
-for (const n of sizes.length > 0 ? sizes : [50, 300]) results.push(await simulate(n))
+for (const n of sizes.length > 0 ? sizes : [50]) results.push(await simulate(n))
 process.stdout.write(`${JSON.stringify({ bench: 'lookup', transport: 'memory', note: 'one process, all nodes on 2 cores', results })}\n`)
 process.exit(0)
