@@ -10,6 +10,11 @@ import { ParleyNode, userKey } from '../src/index.ts'
 
 const progress = progressFor('lookup')
 const LOOKUPS = 300
+/** Nodes that join at once while the network is built. */
+const JOIN_BATCH = 8
+/** A dial that times out while the simulation is busy is tried again this often. */
+const JOIN_TRIES = 3
+let joinRetries = 0
 /** libp2p walks are slow in large simulations: fewer of them. */
 const WALKS = 100
 const sizes = process.argv
@@ -35,6 +40,29 @@ async function makeNode(role: 'client' | 'supernode', name: string): Promise<Par
   return node
 }
 
+/** Connects and greets, trying again when a busy simulation makes a dial time out. */
+async function join(from: ParleyNode, to: ParleyNode): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const outcome = await from.connect(to.addresses[0] as string, { signal: AbortSignal.timeout(30_000) })
+      if (outcome.ok) return
+      throw new Error(outcome.reason)
+    } catch (err) {
+      if (attempt >= JOIN_TRIES) throw err
+      joinRetries++
+    }
+  }
+}
+
+/** Runs `task(0..count-1)`, at most `batch` at a time, results in order. */
+async function inBatches<T>(count: number, batch: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = []
+  for (let i = 0; i < count; i += batch) {
+    out.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => task(i + j)))))
+  }
+  return out
+}
+
 function stats(times: number[]): Record<string, number> {
   const sorted = [...times].sort((a, b) => a - b)
   return { count: sorted.length, p50Ms: ms(percentile(sorted, 50)), p90Ms: ms(percentile(sorted, 90)), p99Ms: ms(percentile(sorted, 99)) }
@@ -47,18 +75,20 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
   const clients: Array<{ node: ParleyNode; name: string }> = []
   const rssBefore = process.memoryUsage().rss
   try {
-    for (let i = 0; i < superCount; i++) supernodes.push(await makeNode('supernode', `super_${i}_node`))
+    supernodes.push(...(await Promise.all(Array.from({ length: superCount }, (_, i) => makeNode('supernode', `super_${i}_node`)))))
     // Each supernode links to up to 8 others, as the daemon does.
-    for (let i = 0; i < superCount; i++) {
+    await inBatches(superCount, JOIN_BATCH, async (i) => {
       for (let k = 1; k <= Math.min(8, superCount - 1); k++)
         await supernodes[i]!.connect(supernodes[(i + k) % superCount]!.addresses[0] as string)
-    }
-    for (let i = 0; i < n - superCount; i++) {
+    })
+    // Clients join in bounded batches, each onto 3 supernodes.
+    const joined = await inBatches(n - superCount, JOIN_BATCH, async (i) => {
       const name = `user_${i}_sim`
       const node = await makeNode('client', name)
-      for (let k = 0; k < 3; k++) await node.connect(supernodes[(i * 7 + k * 3) % superCount]!.addresses[0] as string)
-      clients.push({ node, name })
-    }
+      for (let k = 0; k < 3; k++) await join(node, supernodes[(i * 7 + k * 3) % superCount]!)
+      return { node, name }
+    })
+    clients.push(...joined)
     const builtMs = performance.now() - started
     progress(`${n} nodes (${superCount} supernodes) up in ${Math.round(builtMs)} ms; publishing`)
     const publishTimes: number[] = []
@@ -103,6 +133,7 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
       nodes: n,
       supernodes: superCount,
       buildMs: Math.round(builtMs),
+      joinRetries,
       publish: { ...stats(publishTimes), meanReplicas: Number((replicas / clients.length).toFixed(2)) },
       whois: { ...whois, found, lookups: LOOKUPS, successRate: Number((found / LOOKUPS).toFixed(4)) },
       libp2pGetClosestPeers: { ...walk, answered: walkOk, lookups: WALKS },
