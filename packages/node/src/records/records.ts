@@ -191,15 +191,20 @@ export class RecordsService {
   /** The supernodes (DHT servers, this one included when it serves) closest to the user's key. */
   async #closestSupernodes(name: string, options: { signal?: AbortSignal }): Promise<PeerId[]> {
     const candidates = new Map<string, PeerId>()
-    for await (const event of this.#c.libp2p.services.dht.getClosestPeers(userKey(name), {
-      signal: options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
-    })) {
-      if (event.name === 'FINAL_PEER') {
-        candidates.set(event.peer.id.toString(), event.peer.id)
-        this.#remember(event.peer.id)
+    try {
+      for await (const event of this.#c.libp2p.services.dht.getClosestPeers(userKey(name), {
+        signal: options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
+      })) {
+        if (event.name === 'FINAL_PEER') {
+          candidates.set(event.peer.id.toString(), event.peer.id)
+          this.#remember(event.peer.id)
+        }
       }
+    } catch (err) {
+      // A walk that times out (a busy or partitioned network) falls back on the supernodes this node knows.
+      if (options.signal?.aborted === true) throw err
     }
-    return this.#nearest(name, candidates.values())
+    return this.#nearest(name, candidates.size > 0 ? candidates.values() : this.#known.values())
   }
 
   /** The replicas' worth of supernodes closest to the user's key, among these (and this node when it serves). */
