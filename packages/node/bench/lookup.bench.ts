@@ -1,12 +1,6 @@
-// Directory lookups on the overlay, one process, libp2p's memory transport:
-// N nodes (a tenth of them supernodes, each client on 3), every client
-// publishes its record, then random `whois` lookups from random clients, and
-// in the same simulation libp2p's own Kademlia walk (getClosestPeers) to the same keys.
-//   node packages/node/bench/lookup.bench.ts [N ...]     (default: 50; 300 does not build in time yet)
-// Prints one JSON object on stdout; progress on stderr.
-import { generateKeyPair } from '@parley/crypto'
 import { ms, percentile, progressFor, rate, testNetwork } from '@parley/testing'
-import { ParleyNode, userKey } from '../src/index.ts'
+import { type ParleyNode, userKey } from '../src/index.ts'
+import { startMemoryNode } from '../test/support.ts'
 
 const progress = progressFor('lookup')
 const LOOKUPS = 300
@@ -23,21 +17,9 @@ const sizes = process.argv
   .filter((n) => Number.isInteger(n) && n >= 10)
 
 const network = testNetwork()
-const { trustedKeys } = network
 
 async function makeNode(role: 'client' | 'supernode', name: string): Promise<ParleyNode> {
-  const device = generateKeyPair()
-  const credential = network.credentialFor(device, name)
-  const node = await ParleyNode.create({
-    role,
-    deviceSeed: device.seed,
-    trustedKeys,
-    credential: () => credential,
-    transport: 'memory',
-    privateAddresses: true
-  })
-  await node.start()
-  return node
+  return await startMemoryNode(network, role, name)
 }
 
 /** Connects and greets, trying again when a busy simulation makes a dial time out. */

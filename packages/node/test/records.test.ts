@@ -5,8 +5,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CredentialVerifier, generateKeyPair, type KeyPair } from '@parley/crypto'
 import { testNetwork } from '@parley/testing'
 import { checkRecord, ParleyNode, RECORDS_PROTOCOL, RecordError, type Role, signRecord, type UserRecord } from '../src/index.ts'
+import { startMemoryNode } from './support.ts'
 
-const { trustedKeys, credentialFor } = testNetwork()
+const network = testNetwork()
+const { trustedKeys, credentialFor } = network
 const verifier = new CredentialVerifier(trustedKeys)
 
 interface Member {
@@ -17,16 +19,7 @@ interface Member {
 
 const all: ParleyNode[] = []
 async function member(role: Role, name: string, device = generateKeyPair()): Promise<Member> {
-  const credential = credentialFor(device, name)
-  const node = await ParleyNode.create({
-    role,
-    deviceSeed: device.seed,
-    trustedKeys,
-    credential: () => credential,
-    transport: 'memory',
-    privateAddresses: true
-  })
-  await node.start()
+  const node = await startMemoryNode(network, role, name, device)
   all.push(node)
   return { node, device, name }
 }
