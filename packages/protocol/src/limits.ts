@@ -74,6 +74,17 @@ export const LIMITS = {
     recordsMessageMaxBytes: 64 * 1024,
     recordsTimeoutMs: 5_000
   },
+  /** The daemon's local API (loopback, one user's programs). */
+  api: {
+    /** Recent events kept for a client that reconnects with `?since=SEQ`. */
+    eventRingLength: 1024,
+    /** Live events an event-stream client may fall behind by before it is disconnected (close code 4008). */
+    eventQueueLength: 256,
+    /** Event-stream clients at once. */
+    eventClients: 32,
+    /** A message from an event-stream client (they only send pings); larger ones close the stream (1009). */
+    eventClientMessageMaxBytes: 1024
+  },
   /** Per client address token buckets on the login server. */
   rates: {
     register: { perMinute: 30, burst: 30 },

@@ -1,11 +1,28 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { join } from 'node:path'
+import fastifyWebsocket, { type WebSocket } from '@fastify/websocket'
 import { writeSecretFile } from '@parley/crypto/keyfile'
 import { httpStatusOf, isValidName, LIMITS, ParleyError } from '@parley/protocol'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { EventHub, HubClosedError, SlowConsumerError } from './events.ts'
+
+export * from './events.ts'
 
 /** Where a running daemon tells the CLI how to reach it: `<profile>/api.json` (0600). */
 export const API_FILE = 'api.json'
+
+/** The subprotocol of `GET /v1/events`; a client offering it gets it back. */
+export const EVENTS_PROTOCOL = 'parley.events.v1'
+/** Browsers cannot set headers on a WebSocket: they may offer the token as the subprotocol `parley.token.<token>` instead. */
+export const TOKEN_PROTOCOL_PREFIX = 'parley.token.'
+
+/** Close codes of the event stream (besides 1009, a client message over LIMITS.api.eventClientMessageMaxBytes). */
+export const EVENTS_CLOSE = {
+  /** The daemon is stopping. */
+  GOING_AWAY: 1001,
+  /** The client fell more than LIMITS.api.eventQueueLength events behind: reconnect with `?since=`. */
+  SLOW_CONSUMER: 4008
+} as const
 
 export interface ApiHandlers {
   whoami(): Promise<object>
@@ -13,26 +30,74 @@ export interface ApiHandlers {
   whois(name: string): Promise<object>
 }
 
+export interface LocalApiOptions {
+  /** The daemon's events, served at `GET /v1/events`. Default: a hub of the API's own, closed with it. */
+  events?: EventHub
+}
+
 export interface LocalApi {
   url: string
+  /** What `GET /v1/events` serves. */
+  events: EventHub
   close(): Promise<void>
 }
 
+/** How long a stopping API waits for event-stream clients to answer its close frame. */
+const CLOSE_GRACE_MS = 1_000
+
 /**
- * The daemon's local API: the one front door for the CLI (and later the web
- * client). Loopback only; every request carries the profile's random token
- * (`Authorization: Bearer …`), and the Host header must name this server, so
- * another site in a browser cannot reach it through DNS rebinding.
+ * The daemon's local API: the one front door for the CLI and the web client.
+ * Loopback only; every request carries the profile's random token
+ * (`Authorization: Bearer …`, or for the event stream's WebSocket the
+ * subprotocol `parley.token.<token>`); the Host header must name this server,
+ * so another site in a browser cannot reach it through DNS rebinding, and an
+ * Origin header, when there is one, must be this server's own origin.
  */
-export async function startLocalApi(dataDir: string, listen: { host: string; port: number }, handlers: ApiHandlers): Promise<LocalApi> {
+export async function startLocalApi(
+  dataDir: string,
+  listen: { host: string; port: number },
+  handlers: ApiHandlers,
+  options: LocalApiOptions = {}
+): Promise<LocalApi> {
   const token = randomBytes(32).toString('base64url')
+  const wanted = Buffer.from(token)
+  const isToken = (given: string | undefined): boolean => {
+    if (given === undefined) return false
+    const bytes = Buffer.from(given)
+    return bytes.length === wanted.length && timingSafeEqual(bytes, wanted)
+  }
+  const hub = options.events ?? new EventHub()
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: LIMITS.httpBodyBytes })
   let allowedHosts = new Set<string>()
+  let allowedOrigins = new Set<string>()
+
+  await app.register(fastifyWebsocket, {
+    options: {
+      maxPayload: LIMITS.api.eventClientMessageMaxBytes,
+      handleProtocols: (offered: Set<string>) => {
+        // A browser fails the connection unless the server picks one of the offered subprotocols.
+        if (offered.has(EVENTS_PROTOCOL)) return EVENTS_PROTOCOL
+        for (const p of offered) if (p.startsWith(TOKEN_PROTOCOL_PREFIX)) return p
+        return false
+      }
+    },
+    preClose: async () => {
+      const clients = [...app.websocketServer.clients]
+      const closed = clients.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())))
+      for (const c of clients) c.close(EVENTS_CLOSE.GOING_AWAY, 'the daemon is stopping')
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref())
+      await Promise.race([Promise.all(closed), grace])
+      for (const c of clients) c.terminate()
+    }
+  })
+
   app.addHook('onRequest', async (request) => {
     if (!allowedHosts.has(request.headers.host ?? '')) throw new ParleyError('UNAUTHENTICATED', 'wrong Host for the local API')
-    const given = Buffer.from(request.headers.authorization ?? '')
-    const wanted = Buffer.from(`Bearer ${token}`)
-    if (given.length !== wanted.length || !timingSafeEqual(given, wanted))
+    const origin = request.headers.origin
+    if (origin !== undefined && !allowedOrigins.has(origin))
+      throw new ParleyError('UNAUTHENTICATED', 'the local API answers only pages of its own origin')
+    const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
+    if (!isToken(bearer) && !(request.ws && isToken(protocolToken(request))))
       throw new ParleyError('UNAUTHENTICATED', 'the local API needs the profile token')
   })
   app.setErrorHandler((err, _request, reply) => {
@@ -49,16 +114,135 @@ export async function startLocalApi(dataDir: string, listen: { host: string; por
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
     return await handlers.whois(name)
   })
+  app.get(
+    '/v1/events',
+    {
+      websocket: true,
+      preValidation: async (request) => {
+        if (!request.ws) throw new ParleyError('INVALID_REQUEST', '/v1/events is a WebSocket: send an upgrade request')
+        sinceOf(request)
+        if (app.websocketServer.clients.size >= LIMITS.api.eventClients)
+          throw new ParleyError('UNAVAILABLE', `already ${LIMITS.api.eventClients} event-stream clients: close one`)
+      }
+    },
+    (socket, request) => {
+      void streamEvents(socket, hub, sinceOf(request)).catch(() => {
+        socket.terminate()
+      })
+    }
+  )
+
   await app.listen(listen)
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('local API has no TCP address')
-  const url = `http://${address.address}:${address.port}`
-  allowedHosts = new Set([`${address.address}:${address.port}`, `localhost:${address.port}`])
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}`
+  allowedHosts = new Set([`${host}:${address.port}`, `localhost:${address.port}`])
+  allowedOrigins = new Set([...allowedHosts].map((h) => `http://${h}`))
   await writeSecretFile(join(dataDir, API_FILE), `${JSON.stringify({ url, token, pid: process.pid }, null, 2)}\n`)
+  let closed: Promise<void> | undefined
   return {
     url,
+    events: hub,
     async close() {
-      await app.close()
+      closed ??= (async () => {
+        await app.close()
+        if (options.events === undefined) hub.close()
+      })()
+      await closed
     }
   }
+}
+
+/** The token a WebSocket client offered as the subprotocol `parley.token.<token>`. */
+function protocolToken(request: FastifyRequest): string | undefined {
+  const offered = request.headers['sec-websocket-protocol']
+  if (typeof offered !== 'string') return undefined
+  for (const p of offered.split(',')) {
+    const trimmed = p.trim()
+    if (trimmed.startsWith(TOKEN_PROTOCOL_PREFIX)) return trimmed.slice(TOKEN_PROTOCOL_PREFIX.length)
+  }
+  return undefined
+}
+
+/** `?since=SEQ`: a non-negative integer, or absent. */
+function sinceOf(request: FastifyRequest): number | undefined {
+  const since = (request.query as Record<string, unknown>).since
+  if (since === undefined) return undefined
+  if (typeof since !== 'string' || !/^\d{1,15}$/.test(since))
+    throw new ParleyError('INVALID_REQUEST', '?since= takes the seq of the last event seen (a non-negative integer)')
+  return Number(since)
+}
+
+/** A frame about the stream itself (no `seq`: it is not an event and is never replayed). */
+function streamFrame(type: 'stream.start' | 'stream.pong' | 'stream.error', data: object): string {
+  return JSON.stringify({ type, at: new Date().toISOString(), data })
+}
+
+function send(socket: WebSocket, data: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.send(data, (err) => {
+      if (err === undefined || err === null) resolve()
+      else reject(err)
+    })
+  })
+}
+
+/**
+ * One event-stream client: a start frame, the replay, then live events, each
+ * sent only once the previous one left for the kernel, so a client that does
+ * not read makes its own queue in the hub overflow and is cut off, instead of
+ * the daemon buffering for it without limit.
+ */
+async function streamEvents(socket: WebSocket, hub: EventHub, since: number | undefined): Promise<void> {
+  let subscription: ReturnType<EventHub['subscribe']>
+  try {
+    subscription = hub.subscribe(since === undefined ? {} : { since })
+  } catch {
+    socket.close(EVENTS_CLOSE.GOING_AWAY, 'the daemon is stopping')
+    return
+  }
+  socket.once('close', () => subscription.close())
+  // Replies to the client's own messages count against the same bound as events.
+  let replies = 0
+  socket.on('message', (data, isBinary) => {
+    if (replies >= hub.queueLength) {
+      subscription.fail(new SlowConsumerError(hub.queueLength))
+      return
+    }
+    replies++
+    send(socket, answer(data, isBinary)).then(
+      () => replies--,
+      () => socket.terminate()
+    )
+  })
+  await send(socket, streamFrame('stream.start', { run: hub.run, seq: hub.seq, since: since ?? null, missed: subscription.missed }))
+  try {
+    for await (const { json } of subscription) await send(socket, json)
+  } catch (err) {
+    if (err instanceof SlowConsumerError)
+      socket.close(EVENTS_CLOSE.SLOW_CONSUMER, `slow consumer: more than ${err.queueLength} events behind; reconnect with ?since=`)
+    else if (err instanceof HubClosedError) socket.close(EVENTS_CLOSE.GOING_AWAY, 'the daemon is stopping')
+    else socket.terminate()
+  }
+}
+
+/**
+ * The answer to a client's message. The one message a client sends is
+ * `{"type":"ping","id"?}` (browsers cannot send WebSocket pings); anything
+ * else gets a `stream.error` frame and the stream goes on.
+ */
+function answer(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): string {
+  const refuse = (message: string): string => streamFrame('stream.error', { code: 'INVALID_REQUEST', message })
+  if (isBinary) return refuse('the event stream takes JSON text messages')
+  let message: unknown
+  try {
+    message = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8'))
+  } catch {
+    return refuse('not JSON')
+  }
+  if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== 'ping')
+    return refuse('unknown message: a client sends only {"type":"ping","id"?}')
+  const id = (message as { id?: unknown }).id
+  return streamFrame('stream.pong', typeof id === 'string' && id.length <= 64 ? { id } : {})
 }

@@ -1,0 +1,370 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import WebSocket from 'ws'
+import {
+  API_FILE,
+  type ApiEvent,
+  EVENTS_CLOSE,
+  EVENTS_PROTOCOL,
+  EventHub,
+  HubClosedError,
+  type LocalApi,
+  SlowConsumerError,
+  startLocalApi,
+  TOKEN_PROTOCOL_PREFIX
+} from '../src/api/local-api.ts'
+
+interface Frame {
+  seq?: number
+  type: string
+  at: string
+  data: Record<string, unknown>
+}
+
+/** A WebSocket client that keeps every frame it receives, to take them one by one. */
+class Client {
+  readonly ws: WebSocket
+  readonly #frames: Frame[] = []
+  readonly #waiting: Array<(f: Frame) => void> = []
+  readonly opened: Promise<void>
+  readonly closed: Promise<{ code: number; reason: string }>
+
+  constructor(url: string, options: WebSocket.ClientOptions & { protocols?: string[] } = {}) {
+    this.ws = new WebSocket(url, options.protocols ?? [], options)
+    this.ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Frame
+      const waiter = this.#waiting.shift()
+      if (waiter === undefined) this.#frames.push(frame)
+      else waiter(frame)
+    })
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve())
+      this.ws.once('error', reject)
+    })
+    this.closed = new Promise((resolve) => {
+      this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))
+    })
+  }
+
+  async next(timeoutMs = 5_000): Promise<Frame> {
+    const frame = this.#frames.shift()
+    if (frame !== undefined) return frame
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no frame in time')), timeoutMs)
+      this.#waiting.push((f) => {
+        clearTimeout(timer)
+        resolve(f)
+      })
+    })
+  }
+
+  async take(n: number): Promise<Frame[]> {
+    const out: Frame[] = []
+    for (let i = 0; i < n; i++) out.push(await this.next())
+    return out
+  }
+
+  close(): void {
+    this.ws.terminate()
+  }
+}
+
+/** The HTTP status with which the server refuses a WebSocket upgrade (or 101 when it accepts). */
+async function upgradeStatus(url: string, options: WebSocket.ClientOptions & { protocols?: string[] } = {}): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options.protocols ?? [], options)
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      res.resume()
+      ws.terminate()
+    })
+    ws.once('open', () => {
+      resolve(101)
+      ws.terminate()
+    })
+    ws.once('error', reject)
+  })
+}
+
+describe('the local API event stream: GET /v1/events', () => {
+  let dir: string
+  let hub: EventHub
+  let api: LocalApi
+  let token: string
+  let eventsUrl: string
+  const clients: Client[] = []
+  const auth = (): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${token}` } })
+  const client = async (query = '', options: WebSocket.ClientOptions & { protocols?: string[] } = auth()): Promise<Client> => {
+    const c = new Client(`${eventsUrl}${query}`, options)
+    clients.push(c)
+    await c.opened
+    return c
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-local-api-'))
+    hub = new EventHub({ ringLength: 16, queueLength: 4 })
+    api = await startLocalApi(
+      dir,
+      { host: '127.0.0.1', port: 0 },
+      {
+        whoami: async () => ({ name: 'api_tester' }),
+        net: async () => ({ role: 'client' }),
+        whois: async (name) => ({ name, devices: [] })
+      },
+      { events: hub }
+    )
+    token = (JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }).token
+    eventsUrl = `${api.url.replace(/^http/, 'ws')}/v1/events`
+  })
+  after(async () => {
+    for (const c of clients) c.close()
+    await api.close()
+    hub.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('keeps the token in a file only its user can read, and serves the HTTP routes with it', async () => {
+    assert.equal((await stat(join(dir, API_FILE))).mode & 0o777, 0o600)
+    const ok = await fetch(`${api.url}/v1/whoami`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(ok.status, 200)
+    assert.deepEqual(await ok.json(), { name: 'api_tester' })
+    // The subprotocol form of the token is for the WebSocket upgrade only.
+    const viaProtocol = await fetch(`${api.url}/v1/whoami`, { headers: { 'sec-websocket-protocol': `${TOKEN_PROTOCOL_PREFIX}${token}` } })
+    assert.equal(viaProtocol.status, 401)
+  })
+
+  it('sends an authenticated subscriber a start frame, then every event in order', async () => {
+    const c = await client()
+    const start = await c.next()
+    assert.equal(start.type, 'stream.start')
+    assert.equal(start.seq, undefined)
+    assert.deepEqual(start.data, { run: hub.run, seq: hub.seq, since: null, missed: false })
+    const first = hub.seq + 1
+    const published: ApiEvent[] = []
+    for (let i = 0; i < 3; i++) published.push(hub.publish('test.counted', { i }))
+    const got = await c.take(3)
+    assert.deepEqual(got, published)
+    assert.deepEqual(
+      got.map((f) => f.seq),
+      [first, first + 1, first + 2]
+    )
+    assert.ok(!Number.isNaN(Date.parse(got[0]?.at ?? '')))
+  })
+
+  it('takes the token as a subprotocol too (browsers cannot set headers), and answers with parley.events.v1', async () => {
+    const c = await client('', { protocols: [EVENTS_PROTOCOL, `${TOKEN_PROTOCOL_PREFIX}${token}`] })
+    assert.equal(c.ws.protocol, EVENTS_PROTOCOL)
+    assert.equal((await c.next()).type, 'stream.start')
+    const event = hub.publish('test.protocol-auth', { ok: true })
+    assert.deepEqual(await c.next(), event)
+    // Offering only the token still connects: the server must pick one of the offered protocols.
+    const only = await client('', { protocols: [`${TOKEN_PROTOCOL_PREFIX}${token}`] })
+    assert.equal((await only.next()).type, 'stream.start')
+  })
+
+  it('refuses a missing or wrong token, a foreign Host and a foreign Origin before upgrading', async () => {
+    const subscribed = hub.subscribers
+    const wrong = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`
+    assert.equal(await upgradeStatus(eventsUrl), 401, 'no token')
+    assert.equal(await upgradeStatus(eventsUrl, { headers: { authorization: `Bearer ${wrong}` } }), 401, 'wrong token')
+    assert.equal(await upgradeStatus(eventsUrl, { headers: { authorization: token } }), 401, 'not a bearer header')
+    assert.equal(await upgradeStatus(eventsUrl, { protocols: [`${TOKEN_PROTOCOL_PREFIX}${wrong}`] }), 401, 'wrong token as protocol')
+    const port = new URL(api.url).port
+    assert.equal(await upgradeStatus(eventsUrl, { headers: { ...auth().headers, host: `evil.example:${port}` } }), 401, 'DNS rebinding')
+    assert.equal(await upgradeStatus(eventsUrl, { ...auth(), origin: 'http://evil.example' }), 401, 'foreign page')
+    assert.equal(await upgradeStatus(eventsUrl, { ...auth(), origin: `http://127.0.0.1:${Number(port) + 1}` }), 401, 'other port')
+    assert.equal(await upgradeStatus(eventsUrl, { ...auth(), origin: 'null' }), 401, 'opaque origin')
+    assert.equal(hub.subscribers, subscribed, 'no refused client ever subscribed')
+    assert.equal(await upgradeStatus(eventsUrl, { ...auth(), origin: api.url }), 101, 'its own page')
+    assert.equal(await upgradeStatus(eventsUrl, { ...auth(), origin: `http://localhost:${port}` }), 101, 'its own page, by name')
+    const plain = await fetch(`${api.url}/v1/whoami`, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } })
+    assert.equal(plain.status, 401, 'the Origin check holds for the HTTP routes too')
+  })
+
+  it('refuses a plain GET and a bad ?since= with INVALID_REQUEST', async () => {
+    const plain = await fetch(`${api.url}/v1/events`, auth())
+    assert.equal(plain.status, 400)
+    assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'INVALID_REQUEST')
+    for (const since of ['abc', '-1', '1.5', '99999999999999999999'])
+      assert.equal(await upgradeStatus(`${eventsUrl}?since=${since}`, auth()), 400, since)
+  })
+
+  it('replays what a reconnecting client missed after ?since=, then goes on live', async () => {
+    const before = hub.seq
+    const missed = [hub.publish('test.replay', { n: 1 }), hub.publish('test.replay', { n: 2 }), hub.publish('test.replay', { n: 3 })]
+    const c = await client(`?since=${before + 1}`)
+    assert.deepEqual((await c.next()).data, { run: hub.run, seq: before + 3, since: before + 1, missed: false })
+    assert.deepEqual(await c.take(2), missed.slice(1))
+    const live = hub.publish('test.replay', { n: 4 })
+    assert.deepEqual(await c.next(), live)
+    // Caught up: nothing to replay.
+    const current = await client(`?since=${hub.seq}`)
+    assert.equal((await current.next()).data.missed, false)
+    const next = hub.publish('test.replay', { n: 5 })
+    assert.deepEqual(await current.next(), next)
+  })
+
+  it('tells a client whose events are gone (ring overrun, or a seq from another run) that it missed some', async () => {
+    const before = hub.seq
+    for (let i = 0; i < hub.ringLength + 3; i++) hub.publish('test.overrun', { i })
+    const c = await client(`?since=${before}`)
+    const start = await c.next()
+    assert.equal(start.data.missed, true)
+    const replayed = await c.take(hub.ringLength)
+    assert.equal(replayed[0]?.seq, hub.oldest)
+    assert.equal(replayed.at(-1)?.seq, hub.seq)
+    const future = await client(`?since=${hub.seq + 100}`)
+    assert.equal((await future.next()).data.missed, true)
+  })
+
+  it('cuts off a consumer that stops reading, with close code 4008, while the others go on', async () => {
+    const steady = await client()
+    await steady.next()
+    const slow = await client()
+    await slow.next()
+    const subscribed = hub.subscribers
+    slow.ws.pause()
+    // Large events fill the kernel's socket buffers quickly; then the hub queue (4 events here) overflows.
+    const big = 'x'.repeat(256 * 1024)
+    let published = 0
+    while (hub.subscribers === subscribed && published < 2_000) {
+      hub.publish('test.flood', { big, n: published++ })
+      await steady.next()
+      await sleep(1)
+    }
+    assert.equal(hub.subscribers, subscribed - 1, `the slow consumer was cut off (after ${published} events)`)
+    slow.ws.resume()
+    const closed = await slow.closed
+    assert.equal(closed.code, EVENTS_CLOSE.SLOW_CONSUMER)
+    assert.match(closed.reason, /slow consumer/)
+    const after = hub.publish('test.after-flood', {})
+    assert.deepEqual(await steady.next(), after, 'the others are not affected')
+  })
+
+  it('answers pings, refuses other client messages with a reason, and keeps streaming', async () => {
+    const c = await client()
+    await c.next()
+    // In two bursts: replies waiting to be sent count against the same small queue as events (4 here).
+    c.ws.send('not json')
+    c.ws.send(Buffer.from([1, 2, 3]), { binary: true })
+    c.ws.send(JSON.stringify({ type: 'subscribe', topics: ['everything'] }))
+    const answers = await c.take(3)
+    c.ws.send(JSON.stringify([1, 2]))
+    c.ws.send('null')
+    c.ws.send(JSON.stringify({ type: 'ping', id: 'p1' }))
+    answers.push(...(await c.take(3)))
+    assert.deepEqual(
+      answers.map((f) => f.type),
+      ['stream.error', 'stream.error', 'stream.error', 'stream.error', 'stream.error', 'stream.pong']
+    )
+    for (const a of answers.slice(0, 5)) {
+      assert.equal(a.data.code, 'INVALID_REQUEST')
+      assert.equal(typeof a.data.message, 'string')
+      assert.equal(a.seq, undefined)
+    }
+    assert.deepEqual(answers[5]?.data, { id: 'p1' })
+    const event = hub.publish('test.after-garbage', { still: 'here' })
+    assert.deepEqual(await c.next(), event)
+  })
+
+  it('closes a client that sends an oversized message (1009), and keeps serving others', async () => {
+    const c = await client()
+    await c.next()
+    c.ws.send('y'.repeat(64 * 1024))
+    assert.equal((await c.closed).code, 1009)
+    const d = await client()
+    assert.equal((await d.next()).type, 'stream.start')
+  })
+})
+
+describe('EventHub', () => {
+  it('numbers events from 1 and checks types and payloads at publish', () => {
+    const hub = new EventHub({ ringLength: 3 })
+    assert.equal(hub.seq, 0)
+    assert.equal(hub.publish('a.b', 1).seq, 1)
+    assert.equal(hub.publish('presence.changed', { name: 'x' }).seq, 2)
+    assert.throws(() => hub.publish('Bad Type', {}), TypeError)
+    assert.throws(() => hub.publish('x.y', { serial: 1n }), TypeError)
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    assert.throws(() => hub.publish('x.y', cyclic), TypeError)
+    assert.equal(hub.seq, 2, 'a refused event takes no number')
+    for (let i = 0; i < 5; i++) hub.publish('x.y', i)
+    assert.equal(hub.oldest, 5, 'the ring keeps the last 3')
+  })
+
+  it('cuts off a subscriber whose live queue overflows, and never makes the publisher wait', async () => {
+    const hub = new EventHub({ queueLength: 2 })
+    const slow = hub.subscribe()
+    const fast = hub.subscribe()
+    const seen: number[] = []
+    const reading = (async () => {
+      for await (const { event } of fast) {
+        seen.push(event.seq)
+        if (seen.length === 4) break
+      }
+    })()
+    for (let i = 0; i < 4; i++) {
+      hub.publish('x.y', i)
+      await sleep(0)
+    }
+    await reading
+    assert.deepEqual(seen, [1, 2, 3, 4])
+    await assert.rejects(async () => {
+      for await (const _ of slow) {
+        // never reached: the queue overflowed before the first read
+      }
+    }, SlowConsumerError)
+    assert.equal(hub.subscribers, 0)
+  })
+
+  it('ends subscriptions on close, by abort signal, and refuses to publish after close', async () => {
+    const hub = new EventHub()
+    const controller = new AbortController()
+    const aborted = hub.subscribe({ signal: controller.signal })
+    const open = hub.subscribe()
+    controller.abort()
+    const drained: number[] = []
+    for await (const { event } of aborted) drained.push(event.seq)
+    assert.deepEqual(drained, [])
+    hub.close()
+    hub.close()
+    await assert.rejects(async () => {
+      for await (const _ of open) {
+        // nothing
+      }
+    }, HubClosedError)
+    assert.throws(() => hub.publish('x.y', 1), HubClosedError)
+    assert.throws(() => hub.subscribe(), HubClosedError)
+  })
+})
+
+describe('the local API closing', () => {
+  it('closes event-stream clients with 1001 and its own hub', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-local-api-'))
+    try {
+      const api = await startLocalApi(
+        dir,
+        { host: '127.0.0.1', port: 0 },
+        { whoami: async () => ({}), net: async () => ({}), whois: async () => ({}) }
+      )
+      const { token } = JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }
+      const c = new Client(`${api.url.replace(/^http/, 'ws')}/v1/events`, { headers: { authorization: `Bearer ${token}` } })
+      await c.opened
+      await c.next()
+      const event = api.events.publish('test.own-hub', {})
+      assert.deepEqual(await c.next(), event)
+      await api.close()
+      await api.close()
+      assert.equal((await c.closed).code, EVENTS_CLOSE.GOING_AWAY)
+      assert.throws(() => api.events.publish('x.y', 1), HubClosedError)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
