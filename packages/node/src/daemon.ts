@@ -1,12 +1,15 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
 import { API_FILE, type LocalApi, startLocalApi } from './api/local-api.ts'
+import { PublicRanges } from './nat/ranges.ts'
 import { ParleyNode } from './node.ts'
 import type { Role } from './overlay/libp2p.ts'
 import { SupernodeLinks } from './overlay/links.ts'
+import { RelayReservations } from './overlay/relays.ts'
 import { HostCache } from './store/host-cache.ts'
 import { Profile } from './store/profile.ts'
 
@@ -23,12 +26,23 @@ export interface DaemonInit {
   targetSupernodes?: number
   /** Republish the user record this often. Default: 10 minutes. */
   republishMs?: number
+  /** Address ranges (CIDR) this node treats as public. Default: the internet's. */
+  publicRanges?: string[]
+  /** Whether an ordinary node may become a supernode by itself. Default: true. */
+  mayPromote?: boolean
+  /** How long a publicly reachable node runs before it becomes a supernode. Default: 30 minutes. */
+  promoteAfterMs?: number
+  /** How often the NAT and firewall determination runs again. Default: 5 minutes. */
+  natEveryMs?: number
 }
 
 export interface RunningDaemon {
   node: ParleyNode
   links: SupernodeLinks
+  relays: RelayReservations
   api: LocalApi
+  /** Runs the NAT and firewall determination now and applies it (role, relays, record). */
+  checkNat(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -62,23 +76,91 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     trustedKeys: network.keys,
     credential: valid,
     privateAddresses,
+    publicRanges: PublicRanges.of(init.publicRanges ?? []),
     ...(init.listen === undefined ? {} : { listen: init.listen })
   })
   await node.start()
   const cache = new HostCache(join(profile.dir, 'node.sqlite'))
-  const links = new SupernodeLinks(node, cache, {
-    target: init.targetSupernodes ?? (init.role === 'supernode' ? 8 : 3),
-    seeds: network.seeds
-  })
+  const targetFor = (role: Role): number => init.targetSupernodes ?? (role === 'supernode' ? 8 : 3)
+  const links = new SupernodeLinks(node, cache, { target: targetFor(init.role), seeds: network.seeds })
   await links.start()
+  const relays = new RelayReservations(node, links)
 
-  const publish = async (): Promise<void> => {
+  // The record carries the addresses others can use: relay addresses behind NAT or a firewall, direct ones otherwise.
+  const advertised = (): string[] => {
+    const { reachability } = node.nat.verdict
+    const behind = node.role === 'client' && (reachability === 'nat' || reachability === 'firewalled')
+    const addrs = node.addresses.filter((a) => a.includes('/p2p-circuit') === behind)
+    return addrs.length > 0 ? addrs : node.addresses
+  }
+  let published = ''
+  const publish = async (force = true): Promise<void> => {
     if (valid() === undefined) return
-    await node.records.publish({ addrs: node.addresses, presence: 'online' }).catch(() => {})
+    const addrs = advertised()
+    if (!force && addrs.join(' ') === published) return
+    published = addrs.join(' ')
+    await node.records.publish({ addrs, presence: 'online' }).catch(() => {})
   }
   await publish()
   const republish = setInterval(() => void publish(), init.republishMs ?? 10 * 60_000)
   republish.unref()
+  let addrsChanged: ReturnType<typeof setTimeout> | undefined
+  const onAddrs = (): void => {
+    if (addrsChanged !== undefined) clearTimeout(addrsChanged)
+    addrsChanged = setTimeout(() => void publish(false), 100)
+    addrsChanged.unref()
+  }
+  node.libp2p.addEventListener('self:peer:update', onAddrs)
+
+  // Roles: a node found publicly reachable, up long enough and allowed becomes a supernode by itself,
+  // and steps back when any of that stops being true. `parley supernode` forces the role.
+  const forced = init.role === 'supernode'
+  const startedAt = Date.now()
+  const promoteAfterMs = init.promoteAfterMs ?? 30 * 60_000
+  let promotion: ReturnType<typeof setTimeout> | undefined
+  const decideRole = async (): Promise<void> => {
+    if (forced) return
+    const eligible = init.mayPromote !== false && node.nat.verdict.reachability === 'public'
+    if (node.role === 'client' && eligible) {
+      const wait = startedAt + promoteAfterMs - Date.now()
+      if (wait > 0) {
+        if (promotion === undefined) {
+          promotion = setTimeout(() => {
+            promotion = undefined
+            void decideRole().catch(() => {})
+          }, wait)
+          promotion.unref()
+        }
+        return
+      }
+      await node.setRole('supernode')
+      await relays.want(false)
+      links.target = targetFor('supernode')
+    } else if (node.role === 'supernode' && !eligible) {
+      await node.setRole('client')
+      links.target = targetFor('client')
+    }
+  }
+  let checking: Promise<void> | undefined
+  const checkNat = async (): Promise<void> => {
+    checking ??= (async () => {
+      const verdict = await node.nat.determine(links.linked.map((s) => peerIdFromString(s.peerId)))
+      await relays.want(node.role === 'client' && (verdict.reachability === 'nat' || verdict.reachability === 'firewalled'))
+      await decideRole()
+      await publish(false)
+    })().finally(() => {
+      checking = undefined
+    })
+    await checking
+  }
+  const natTimer = setInterval(() => void checkNat().catch(() => {}), init.natEveryMs ?? 5 * 60_000)
+  natTimer.unref()
+  // Until some supernode has answered, every new link is a chance to learn.
+  const onLinked = (): void => {
+    if (node.nat.verdict.answered === 0) void checkNat().catch(() => {})
+  }
+  links.addEventListener('linked', onLinked)
+  void checkNat().catch(() => {})
 
   // Renewal at half-life; on failure, again in a minute.
   let renewal: ReturnType<typeof setTimeout> | undefined
@@ -116,13 +198,19 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       }
     },
     async net() {
+      const verdict = node.nat.verdict
       return {
         role: node.role,
-        // Parley's own NAT and firewall determination is not built yet.
-        reachability: 'unknown',
-        addrs: node.addresses,
+        reachability: verdict.reachability,
+        natClass: verdict.natClass,
+        observed: verdict.observed,
+        mapped: verdict.mapped,
+        checkedAt: verdict.answered > 0 ? verdict.at : null,
+        addrs: advertised(),
+        relays: relays.relays,
         supernodes: links.linked,
-        hostCache: cache.size
+        hostCache: cache.size,
+        direct: node.direct.stats
       }
     },
     async whois(name) {
@@ -134,10 +222,19 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   return {
     node,
     links,
+    relays,
     api,
+    checkNat,
     async stop() {
       stopped ??= (async () => {
         clearInterval(republish)
+        clearInterval(natTimer)
+        if (promotion !== undefined) clearTimeout(promotion)
+        if (addrsChanged !== undefined) clearTimeout(addrsChanged)
+        node.libp2p.removeEventListener('self:peer:update', onAddrs)
+        links.removeEventListener('linked', onLinked)
+        relays.stop()
+        await checking?.catch(() => {})
         if (renewal !== undefined) clearTimeout(renewal)
         await api.close()
         await rm(join(profile.dir, API_FILE), { force: true })

@@ -1,6 +1,11 @@
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CredentialVerifier, keyPairFromSeed, type TrustedKey } from '@parley/crypto'
 import { HelloService } from './hello/hello.ts'
+import { NatService } from './nat/nat.ts'
+import { PublicRanges } from './nat/ranges.ts'
+import { DirectService, type Path } from './overlay/direct.ts'
 import { createOverlay, type OverlayInit, type OverlayLibp2p, type Role } from './overlay/libp2p.ts'
 import { RecordsService } from './records/records.ts'
 
@@ -9,23 +14,45 @@ export interface ParleyNodeInit extends OverlayInit {
   trustedKeys: TrustedKey[]
   /** This device's current credential; undefined while logged out. */
   credential: () => string | undefined
+  /** The addresses this node treats as public. Default: the internet's. */
+  publicRanges?: PublicRanges
+}
+
+export interface ParleyNodeEvents {
+  role: CustomEvent<Role>
 }
 
 /**
  * One Parley peer: the libp2p overlay and the services Parley runs on it.
- * A supernode is the same node in another role. Start it, stop it (safe twice).
+ * A supernode is the same node in another role, and a node may change role
+ * while it runs (`setRole`): the DHT mode, the directory, the relay's hop
+ * service and the NAT probe/STUN service follow the role. Start it, stop it
+ * (safe twice).
  */
-export class ParleyNode {
-  readonly role: Role
+export class ParleyNode extends EventTarget {
   readonly libp2p: OverlayLibp2p
   readonly hello: HelloService
   readonly records: RecordsService
+  readonly nat: NatService
+  readonly direct: DirectService
+  #role: Role
+  #relayHandled = true
 
-  private constructor(role: Role, libp2p: OverlayLibp2p, hello: HelloService, records: RecordsService) {
-    this.role = role
+  private constructor(
+    role: Role,
+    libp2p: OverlayLibp2p,
+    hello: HelloService,
+    records: RecordsService,
+    nat: NatService,
+    direct: DirectService
+  ) {
+    super()
+    this.#role = role
     this.libp2p = libp2p
     this.hello = hello
     this.records = records
+    this.nat = nat
+    this.direct = direct
   }
 
   static async create(init: ParleyNodeInit): Promise<ParleyNode> {
@@ -37,7 +64,19 @@ export class ParleyNode {
       { libp2p, hello, verifier, device: keyPairFromSeed(init.deviceSeed), credential: init.credential },
       { serve: init.role === 'supernode' }
     )
-    return new ParleyNode(init.role, libp2p, hello, records)
+    const stunHost = init.transport === 'memory' ? undefined : tcpListenHost(init.listen)
+    const nat = new NatService({
+      libp2p,
+      hello,
+      ranges: init.publicRanges ?? PublicRanges.internet(),
+      ...(stunHost === undefined ? {} : { stunHost })
+    })
+    const direct = new DirectService({ libp2p, hello, nat })
+    return new ParleyNode(init.role, libp2p, hello, records, nat, direct)
+  }
+
+  get role(): Role {
+    return this.#role
   }
 
   get peerId(): string {
@@ -52,12 +91,42 @@ export class ParleyNode {
     await this.hello.start()
     await this.records.start()
     await this.libp2p.start()
+    await this.direct.start()
+    await this.#applyRole()
   }
 
   async stop(): Promise<void> {
+    await this.direct.stop()
+    await this.nat.stopServing()
     await this.records.stop()
     await this.hello.stop()
     await this.libp2p.stop()
+  }
+
+  /** Takes on a role while running: a supernode serves the DHT, the directory, the relay and NAT probes. */
+  async setRole(role: Role): Promise<void> {
+    if (role === this.#role) return
+    this.#role = role
+    await this.#applyRole()
+    this.dispatchEvent(new CustomEvent('role', { detail: role }))
+  }
+
+  async #applyRole(): Promise<void> {
+    const serving = this.#role === 'supernode'
+    const { libp2p } = this
+    if (libp2p.services.dht.getMode() !== (serving ? 'server' : 'client')) await libp2p.services.dht.setMode(serving ? 'server' : 'client')
+    await this.records.setServing(serving)
+    // libp2p's relay server cannot be restarted once stopped (its shutdown signal stays aborted): hand its hop handler on and off instead.
+    if (serving && !this.#relayHandled) {
+      const server = libp2p.services.relay as unknown as { onHop: (stream: Stream, connection: Connection) => Promise<void> }
+      await libp2p.handle(RELAY_V2_HOP_CODEC, server.onHop, { runOnLimitedConnection: true })
+      this.#relayHandled = true
+    } else if (!serving && this.#relayHandled) {
+      await libp2p.unhandle(RELAY_V2_HOP_CODEC).catch(() => {})
+      this.#relayHandled = false
+    }
+    if (serving) await this.nat.serve()
+    else await this.nat.stopServing()
   }
 
   /** Connects to a peer and greets it: resolves with the hello's outcome. */
@@ -65,4 +134,17 @@ export class ParleyNode {
     const connection = await this.libp2p.dial(multiaddr(address), options)
     return await this.hello.greet(connection)
   }
+
+  /** How this node reaches a peer now: direct, through a relay, or not connected. */
+  pathTo(peer: PeerId | string): Path {
+    return this.direct.pathTo(peer)
+  }
+}
+
+function tcpListenHost(listen: string[] | undefined): string {
+  for (const a of listen ?? []) {
+    const m = /^\/ip[46]\/([^/]+)\/tcp\//.exec(a)
+    if (m?.[1] !== undefined) return m[1]
+  }
+  return '127.0.0.1'
 }

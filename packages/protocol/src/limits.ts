@@ -58,6 +58,8 @@ export const LIMITS = {
     helloMaxBytes: 4096,
     /** A peer that does not finish its hello in this time is refused. */
     helloTimeoutMs: 10_000,
+    /** Open connections one node holds (a supernode: its clients, other supernodes, relayed peers). */
+    maxConnections: 6_000,
     /** A signed user record (credential, addresses, presence). */
     recordMaxBytes: 4096,
     /** The longest a user record may live; devices republish well before. */
@@ -72,7 +74,46 @@ export const LIMITS = {
     recordReplicas: 3,
     /** A records request or answer. */
     recordsMessageMaxBytes: 64 * 1024,
-    recordsTimeoutMs: 5_000
+    recordsTimeoutMs: 5_000,
+    /** NAT and firewall determination (`/parley/nat/1.0.0` and STUN on supernodes). */
+    nat: {
+      /** A probe request or answer. */
+      messageMaxBytes: 4096,
+      /** Addresses a node may ask a supernode to dial back (only at the address the supernode sees). */
+      dialBacks: 4,
+      dialBackTimeoutMs: 3_000,
+      probeTimeoutMs: 10_000,
+      /** Supernodes asked per determination. */
+      supernodesAsked: 3,
+      /** A STUN message (RFC 5389 keeps them under the IPv4 minimum MTU). */
+      stunMaxBytes: 548,
+      stunTimeoutMs: 500,
+      stunTries: 3,
+      /** Probes one peer may make per minute on one supernode. */
+      probesPerMinute: 6
+    },
+    /**
+     * Circuit relay v2 on supernodes: sized for signalling and chat, not bulk
+     * media (calls go peer to peer, or through TURN). libp2p's own defaults
+     * (128 KiB, 2 minutes per relayed connection) cut chats short.
+     */
+    relay: {
+      /** Peers behind NAT holding a reservation on one supernode. */
+      maxReservations: 4096,
+      reservationTtlMs: 2 * 60 * 60 * 1000,
+      /** Per relayed connection, each way; then the connection is closed and may be opened again. */
+      dataLimitBytes: 16 * 1024 * 1024,
+      durationLimitMs: 60 * 60 * 1000,
+      hopTimeoutMs: 30_000,
+      /** Relay reservations a node behind NAT holds (one per linked supernode, up to this). */
+      reservationsPerNode: 3
+    },
+    /** A direct-connection attempt (`/parley/direct/1.0.0`) over a relayed connection. */
+    direct: {
+      messageMaxBytes: 4096,
+      attemptTimeoutMs: 5_000,
+      candidates: 8
+    }
   },
   /** The daemon's local API (loopback, one user's programs). */
   api: {

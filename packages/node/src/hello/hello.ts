@@ -76,11 +76,16 @@ export class HelloService extends EventTarget {
     if (this.#started) return
     this.#started = true
     const { libp2p } = this.#components
-    await libp2p.handle(HELLO_PROTOCOL, async (stream, connection) => {
-      await this.#answer(stream, connection).catch((err: unknown) => {
-        stream.abort(err instanceof Error ? err : new Error(String(err)))
-      })
-    })
+    // Relayed (limited) connections say hello too: a peer behind NAT is reached through a relay first.
+    await libp2p.handle(
+      HELLO_PROTOCOL,
+      async (stream, connection) => {
+        await this.#answer(stream, connection).catch((err: unknown) => {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+      },
+      { runOnLimitedConnection: true }
+    )
     libp2p.addEventListener('connection:open', this.#onConnection)
     libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
   }

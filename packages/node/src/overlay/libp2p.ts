@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { type CircuitRelayService, circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { dcutr } from '@libp2p/dcutr'
 import { identify } from '@libp2p/identify'
 import { type KadDHT, kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import { memory } from '@libp2p/memory'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { LIMITS } from '@parley/protocol'
 import { createLibp2p, type Libp2p } from 'libp2p'
 
 export type Role = 'client' | 'supernode'
@@ -29,7 +32,7 @@ export interface OverlayInit {
   privateAddresses?: boolean
 }
 
-export type OverlayLibp2p = Libp2p<{ identify: unknown; ping: Ping; dht: KadDHT }>
+export type OverlayLibp2p = Libp2p<{ identify: unknown; ping: Ping; dht: KadDHT; relay: CircuitRelayService; dcutr: unknown }>
 
 /**
  * The libp2p node under a Parley node: TCP (or memory), Noise, yamux,
@@ -39,22 +42,38 @@ export type OverlayLibp2p = Libp2p<{ identify: unknown; ping: Ping; dht: KadDHT 
 export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
   const privateKey = await generateKeyPairFromSeed('Ed25519', init.deviceSeed)
   const memoryTransport = init.transport === 'memory'
+  const relay = LIMITS.overlay.relay
   return await createLibp2p({
     privateKey,
     addresses: { listen: init.listen ?? [memoryTransport ? `/memory/${randomUUID()}` : '/ip4/127.0.0.1/tcp/0'] },
-    transports: [memoryTransport ? memory() : tcp()],
+    // The relay transport dials and listens through supernodes' circuit relays (nodes behind NAT).
+    transports: [memoryTransport ? memory() : tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
       // Many nodes dial a supernode from one host in tests; the default (5/s per host) refuses them.
-      inboundConnectionThreshold: 1000
+      inboundConnectionThreshold: 1000,
+      maxConnections: LIMITS.overlay.maxConnections
     },
     services: {
       identify: identify(),
       ping: ping(),
+      // Every node carries the relay's hop service; ParleyNode serves it only in the supernode role.
+      relay: circuitRelayServer({
+        hopTimeout: relay.hopTimeoutMs,
+        reservations: {
+          maxReservations: relay.maxReservations,
+          reservationTtl: relay.reservationTtlMs,
+          defaultDurationLimit: relay.durationLimitMs,
+          defaultDataLimit: BigInt(relay.dataLimitBytes)
+        }
+      }),
+      // Direct connection upgrade through relay where libp2p can (public addresses); Parley adds its own attempt.
+      dcutr: dcutr(),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: init.role === 'client',
+        ...(init.role === 'client' ? { allowQueryWithZeroPeers: true, initialQuerySelfInterval: 300_000 } : {}),
         peerInfoMapper: init.privateAddresses === true ? passthroughMapper : removePrivateAddressesMapper
       })
     }

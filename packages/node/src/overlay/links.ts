@@ -25,7 +25,7 @@ export interface LinkedSupernode {
  * then the seeds; a supernode that goes away is replaced at once. Every
  * supernode seen (identify, DHT) goes into the host cache.
  */
-export class SupernodeLinks {
+export class SupernodeLinks extends EventTarget {
   readonly #node: ParleyNode
   readonly #cache: HostCache
   readonly #init: SupernodeLinksInit
@@ -35,6 +35,7 @@ export class SupernodeLinks {
   #stopped = true
 
   constructor(node: ParleyNode, cache: HostCache, init: SupernodeLinksInit) {
+    super()
     this.#node = node
     this.#cache = cache
     this.#init = init
@@ -42,6 +43,16 @@ export class SupernodeLinks {
 
   get linked(): LinkedSupernode[] {
     return [...this.#linked.values()]
+  }
+
+  get target(): number {
+    return this.#init.target
+  }
+
+  /** A node that changes role keeps another number of supernodes (a supernode links to more of its peers). */
+  set target(target: number) {
+    this.#init.target = target
+    void this.fill().catch(() => {})
   }
 
   async start(): Promise<void> {
@@ -107,7 +118,9 @@ export class SupernodeLinks {
         const outcome = await this.#node.connect(c.addr, { signal: AbortSignal.timeout(this.#init.dialTimeoutMs ?? 1_500) })
         if (!outcome.ok) throw new Error(outcome.reason)
         const latencyMs = Math.round((performance.now() - started) * 100) / 100
-        this.#linked.set(c.peerId, { peerId: c.peerId, addrs: [c.addr], latencyMs })
+        const linked = { peerId: c.peerId, addrs: [c.addr], latencyMs }
+        this.#linked.set(c.peerId, linked)
+        this.dispatchEvent(new CustomEvent('linked', { detail: linked }))
         this.#cache.seen(c.peerId, [c.addr])
         this.#cache.succeeded(c.peerId, latencyMs)
       } catch {
@@ -128,6 +141,9 @@ export class SupernodeLinks {
   }
 
   readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
-    if (this.#linked.delete(event.detail.toString()) && !this.#stopped) void this.fill().catch(() => {})
+    const peerId = event.detail.toString()
+    if (!this.#linked.delete(peerId)) return
+    this.dispatchEvent(new CustomEvent('unlinked', { detail: peerId }))
+    if (!this.#stopped) void this.fill().catch(() => {})
   }
 }

@@ -63,7 +63,7 @@ const decoder = new TextDecoder()
 
 export class RecordsService {
   readonly #c: RecordsComponents
-  readonly #init: RecordsInit
+  #init: RecordsInit
   readonly store = new RecordStore()
   /** Supernodes seen (identify, DHT walks): the local view that lets a lookup skip the walk. */
   readonly #known = new Map<string, PeerId>()
@@ -77,7 +77,25 @@ export class RecordsService {
 
   async start(): Promise<void> {
     this.#c.libp2p.addEventListener('peer:identify', this.#onIdentify)
-    if (!this.#init.serve || this.#sweep !== undefined) return
+    if (this.#init.serve) await this.#startServing()
+  }
+
+  async stop(): Promise<void> {
+    this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
+    await this.#stopServing()
+  }
+
+  /** Keeps records for others, or stops (a node that changes role). */
+  async setServing(serve: boolean): Promise<void> {
+    this.#init = { ...this.#init, serve }
+    if (serve) await this.#startServing()
+    else await this.#stopServing()
+  }
+
+  async #startServing(): Promise<void> {
+    if (this.#sweep !== undefined) return
+    this.#sweep = setInterval(() => this.store.sweep(), 60_000)
+    this.#sweep.unref?.()
     await this.#c.libp2p.handle(
       RECORDS_PROTOCOL,
       async (stream, connection) => {
@@ -87,12 +105,9 @@ export class RecordsService {
       },
       { runOnLimitedConnection: true }
     )
-    this.#sweep = setInterval(() => this.store.sweep(), 60_000)
-    this.#sweep.unref?.()
   }
 
-  async stop(): Promise<void> {
-    this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
+  async #stopServing(): Promise<void> {
     if (this.#sweep === undefined) return
     clearInterval(this.#sweep)
     this.#sweep = undefined
