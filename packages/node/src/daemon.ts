@@ -215,6 +215,21 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     },
     async whois(name) {
       return await node.records.whois(name)
+    },
+    async peer(name) {
+      const found = await node.records.whois(name)
+      const devices = await Promise.all(
+        found.devices
+          .filter((d) => d.peerId !== node.peerId)
+          .map(async (d) => {
+            try {
+              return { peerId: d.peerId, ...(await node.reach(d.peerId, d.addrs)) }
+            } catch (err) {
+              return { peerId: d.peerId, path: node.pathTo(d.peerId), error: (err as Error).message }
+            }
+          })
+      )
+      return { name: found.name, devices }
     }
   })
 

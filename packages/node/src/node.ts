@@ -1,7 +1,9 @@
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CredentialVerifier, keyPairFromSeed, type TrustedKey } from '@parley/crypto'
+import { LIMITS } from '@parley/protocol'
 import { HelloService } from './hello/hello.ts'
 import { NatService } from './nat/nat.ts'
 import { PublicRanges } from './nat/ranges.ts'
@@ -133,6 +135,22 @@ export class ParleyNode extends EventTarget {
   async connect(address: string, options: { signal?: AbortSignal } = {}): ReturnType<HelloService['greet']> {
     const connection = await this.libp2p.dial(multiaddr(address), options)
     return await this.hello.greet(connection)
+  }
+
+  /**
+   * Connects to a device at the addresses its record gives, says hello,
+   * tries to go direct if the connection is relayed, and measures the round trip.
+   */
+  async reach(peerId: string, addrs: string[], options: { signal?: AbortSignal } = {}): Promise<{ path: Path; rttMs: number }> {
+    const peer = peerIdFromString(peerId)
+    const signal = options.signal ?? AbortSignal.timeout(LIMITS.overlay.reachTimeoutMs)
+    if (addrs.length > 0) await this.libp2p.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
+    const connection = await this.libp2p.dial(peer, { signal })
+    const hello = await this.hello.greet(connection)
+    if (!hello.ok) throw new Error(`hello refused: ${hello.reason} ${hello.message}`)
+    if (this.pathTo(peer) === 'relayed') await this.direct.upgrade(peer)
+    const rttMs = await this.libp2p.services.ping.ping(peer, { signal })
+    return { path: this.pathTo(peer), rttMs }
   }
 
   /** How this node reaches a peer now: direct, through a relay, or not connected. */

@@ -114,7 +114,8 @@ describe('the local API event stream: GET /v1/events', () => {
       {
         whoami: async () => ({ name: 'api_tester' }),
         net: async () => ({ role: 'client' }),
-        whois: async (name) => ({ name, devices: [] })
+        whois: async (name) => ({ name, devices: [] }),
+        peer: async (name) => ({ name, devices: [] })
       },
       { events: hub }
     )
@@ -351,7 +352,7 @@ describe('the local API closing', () => {
       const api = await startLocalApi(
         dir,
         { host: '127.0.0.1', port: 0 },
-        { whoami: async () => ({}), net: async () => ({}), whois: async () => ({}) }
+        { whoami: async () => ({}), net: async () => ({}), whois: async () => ({}), peer: async () => ({}) }
       )
       const { token } = JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }
       const c = new Client(`${api.url.replace(/^http/, 'ws')}/v1/events`, { headers: { authorization: `Bearer ${token}` } })

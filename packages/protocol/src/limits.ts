@@ -60,6 +60,8 @@ export const LIMITS = {
     helloTimeoutMs: 10_000,
     /** Open connections one node holds (a supernode: its clients, other supernodes, relayed peers). */
     maxConnections: 6_000,
+    /** Connecting to another user's device (dial, hello, direct attempt, ping). */
+    reachTimeoutMs: 15_000,
     /** A signed user record (credential, addresses, presence). */
     recordMaxBytes: 4096,
     /** The longest a user record may live; devices republish well before. */

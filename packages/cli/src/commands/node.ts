@@ -21,9 +21,15 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
   const listen = ctx.flags.listen as string[] | undefined
   const api = parseApi(stringFlag(ctx, 'api'))
   const network = stringFlag(ctx, 'network')
+  const ranges = stringFlag(ctx, 'public-ranges')
+  const promoteAfter = stringFlag(ctx, 'promote-after')
+  if (promoteAfter !== undefined && !/^\d+$/.test(promoteAfter)) throw new UsageError('--promote-after takes seconds, e.g. 1800')
   const daemon = await startDaemon({
     dataDir: profileDir(ctx),
     role,
+    ...(ranges === undefined ? {} : { publicRanges: ranges.split(',').filter((r) => r !== '') }),
+    ...(promoteAfter === undefined ? {} : { promoteAfterMs: Number(promoteAfter) * 1000 }),
+    ...(ctx.flags['no-promote'] === true ? { mayPromote: false } : {}),
     ...(network === undefined ? {} : { networkFile: network }),
     ...(listen === undefined ? {} : { listen }),
     ...(api === undefined ? {} : { api })
@@ -35,11 +41,18 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
   await daemon.stop()
 }
 
-const nodeOptions = { listen: { type: 'string', multiple: true }, api: { type: 'string' } } as const
+const nodeOptions = {
+  listen: { type: 'string', multiple: true },
+  api: { type: 'string' },
+  'public-ranges': { type: 'string' },
+  'promote-after': { type: 'string' },
+  'no-promote': { type: 'boolean' }
+} as const
 
 export const daemonCommand: Command = {
   path: ['daemon'],
-  usage: 'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT]',
+  usage:
+    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT] [--public-ranges CIDR,...] [--promote-after SECONDS | --no-promote]',
   summary: "runs this profile's node (client role) and its local API",
   options: nodeOptions,
   positionals: 0,
@@ -50,7 +63,7 @@ export const daemonCommand: Command = {
 
 export const supernodeCommand: Command = {
   path: ['supernode'],
-  usage: 'parley supernode --data DIR --network FILE [--listen MULTIADDR ...]',
+  usage: 'parley supernode --data DIR --network FILE [--listen MULTIADDR ...] [--public-ranges CIDR,...]',
   summary: 'runs a supernode (a logged-in profile, as every peer)',
   options: nodeOptions,
   positionals: 0,
@@ -103,14 +116,36 @@ export const whoisCommand: Command = {
 
 export const netCommand: Command = {
   path: ['net'],
-  usage: 'parley net',
-  summary: "the node's view of the network",
+  usage: 'parley net [NAME]',
+  summary: "the node's view of the network; with NAME, how this node reaches that user (direct or relayed)",
   options: {},
-  positionals: 0,
+  positionals: [0, 1],
   async run(ctx) {
+    const name = ctx.positionals[0]
+    if (name !== undefined) {
+      const peer = (await callDaemon(ctx, `/v1/net/peer/${encodeURIComponent(name)}`)) as {
+        name: string
+        devices: Array<{ peerId: string; path: string; rttMs?: number; error?: string }>
+      }
+      ctx.out.result(
+        peer,
+        peer.devices.length === 0
+          ? `${name}: no device online`
+          : [
+              peer.name,
+              ...peer.devices.map(
+                (d) =>
+                  `  ${d.peerId}  ${d.path === 'direct' ? 'direct' : d.path === 'relayed' ? 'through a relay' : 'not connected'}${d.rttMs === undefined ? '' : `  ${d.rttMs} ms`}${d.error === undefined ? '' : `  (${d.error})`}`
+              )
+            ].join('\n')
+      )
+      return
+    }
     const net = (await callDaemon(ctx, '/v1/net')) as {
       role: string
       reachability: string
+      natClass: string
+      relays: string[]
       supernodes: Array<{ peerId: string; latencyMs?: number }>
       hostCache: number
     }
@@ -119,8 +154,10 @@ export const netCommand: Command = {
       [
         `role: ${net.role}`,
         `reachability: ${net.reachability}`,
+        `NAT: ${net.natClass}`,
         `supernodes: ${net.supernodes.length}`,
         ...net.supernodes.map((s) => `  ${s.peerId}${s.latencyMs === undefined ? '' : `  ${s.latencyMs} ms`}`),
+        `relays: ${net.relays.length === 0 ? 'none' : net.relays.join(', ')}`,
         `host cache: ${net.hostCache}`
       ].join('\n')
     )

@@ -28,6 +28,8 @@ export interface ApiHandlers {
   whoami(): Promise<object>
   net(): Promise<object>
   whois(name: string): Promise<object>
+  /** Connects to a user's online devices and tells how: direct or through a relay. */
+  peer(name: string): Promise<object>
 }
 
 export interface LocalApiOptions {
@@ -109,6 +111,11 @@ export async function startLocalApi(
   })
   app.get('/v1/whoami', async () => await handlers.whoami())
   app.get('/v1/net', async () => await handlers.net())
+  app.get('/v1/net/peer/:name', async (request) => {
+    const { name } = request.params as { name: string }
+    if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
+    return await handlers.peer(name)
+  })
   app.get('/v1/whois/:name', async (request) => {
     const { name } = request.params as { name: string }
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
