@@ -12,7 +12,7 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
 fi
 
 # Debian packages the tests use: PostgreSQL servers (started by the tests, never the system's cluster), and for
-# the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer.
+# the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer; iproute2 and iptables for the NAT test.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 pgversion=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -22,6 +22,9 @@ pgversion=${pgversion:-15}
 command -v pgqd >/dev/null || missing+=(pgqd)
 [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v runuser >/dev/null || missing+=(util-linux)
+# The NAT test builds its own network in Linux network namespaces (veth, bridge, iptables MASQUERADE).
+command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -11,13 +11,21 @@ export interface RunResult {
   stderr: string
 }
 
+/** `parley ARGS`, or inside a network namespace (`ip netns exec` execs, so the child is still the parley process). */
+function commandLine(args: string[], netns: string | undefined): [string, string[]] {
+  return netns === undefined
+    ? [process.execPath, [PARLEY_BIN, ...args]]
+    : ['ip', ['netns', 'exec', netns, process.execPath, PARLEY_BIN, ...args]]
+}
+
 /** Runs `parley ARGS` to completion, feeding `input` on stdin. */
 export async function parley(
   args: string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; netns?: string } = {}
 ): Promise<RunResult> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PARLEY_BIN, ...args], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] })
+    const [command, argv] = commandLine(args, options.netns)
+    const child = spawn(command, argv, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => {
@@ -49,8 +57,12 @@ export interface RunningRole {
 }
 
 /** Starts a long-running `parley` role and waits for its `{"event":"ready"}` line. */
-export async function startRole(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningRole> {
-  const child = spawn(process.execPath, [PARLEY_BIN, ...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function startRole(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; netns?: string } = {}
+): Promise<RunningRole> {
+  const [command, argv] = commandLine(args, options.netns)
+  const child = spawn(command, argv, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString()

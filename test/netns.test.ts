@@ -1,0 +1,255 @@
+// Real NAT: a small internet in Linux network namespaces, built and removed by
+// this test. A bridge is the "internet" (10.99.0.0/24, named public with
+// --public-ranges, since every range a test may use is reserved); on it the
+// login server and a seed supernode, a daemon with a public address, and two
+// NAT routers (iptables MASQUERADE: one keeps a mapping per source port, the
+// other maps each destination to a new random port, as a symmetric NAT does),
+// each with one daemon behind it. Traffic goes nowhere else.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
+import { parley, type RunningRole, startRole } from '@parley/testing'
+
+const run = promisify(execFile)
+const PASSWORD = 'netns test password 9'
+const PUBLIC = '10.99.0.0/16'
+const prefix = `pl${randomBytes(2).toString('hex')}`
+const ns = (name: string): string => `${prefix}-${name}`
+const NAMESPACES = ['net', 'seed', 'open', 'nat1', 'a', 'nat2', 'b'].map(ns)
+
+async function sh(...argv: string[]): Promise<void> {
+  await run(argv[0] as string, argv.slice(1))
+}
+
+/** A veth pair from `from` (attached to its bridge when given) to `to`, named eth0/eth1… inside `to`. */
+async function link(from: string, to: string, inside: string, bridge?: string): Promise<string> {
+  const id = randomBytes(2).toString('hex')
+  const [x, y] = [`${prefix}x${id}`, `${prefix}y${id}`]
+  await sh('ip', 'link', 'add', x, 'type', 'veth', 'peer', 'name', y)
+  await sh('ip', 'link', 'set', x, 'netns', from)
+  await sh('ip', 'link', 'set', y, 'netns', to)
+  await sh('ip', '-n', to, 'link', 'set', y, 'name', inside)
+  await sh('ip', '-n', to, 'link', 'set', inside, 'up')
+  if (bridge !== undefined) await sh('ip', '-n', from, 'link', 'set', x, 'master', bridge)
+  await sh('ip', '-n', from, 'link', 'set', x, 'up')
+  return x
+}
+
+async function nat(router: string, host: string, publicIp: string, subnet: number, symmetric: boolean): Promise<void> {
+  await link(ns('net'), router, 'eth0', 'br0')
+  await sh('ip', '-n', router, 'addr', 'add', `${publicIp}/24`, 'dev', 'eth0')
+  const lan = await link(router, host, 'eth0')
+  await sh('ip', '-n', router, 'link', 'set', lan, 'name', 'eth1')
+  await sh('ip', '-n', router, 'addr', 'add', `192.168.${subnet}.1/24`, 'dev', 'eth1')
+  await sh('ip', '-n', host, 'addr', 'add', `192.168.${subnet}.2/24`, 'dev', 'eth0')
+  await sh('ip', '-n', host, 'route', 'add', 'default', 'via', `192.168.${subnet}.1`)
+  const ipt = (...args: string[]): Promise<void> => sh('ip', 'netns', 'exec', router, 'iptables', ...args)
+  await sh('ip', 'netns', 'exec', router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+  // A home router: out from the LAN, and back only what answers it.
+  await ipt('-P', 'FORWARD', 'DROP')
+  await ipt('-A', 'FORWARD', '-i', 'eth1', '-o', 'eth0', '-j', 'ACCEPT')
+  await ipt('-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT')
+  await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', 'eth0', '-j', 'MASQUERADE', ...(symmetric ? ['--random-fully'] : []))
+}
+
+async function build(): Promise<void> {
+  for (const n of NAMESPACES) {
+    await sh('ip', 'netns', 'add', n)
+    await sh('ip', '-n', n, 'link', 'set', 'lo', 'up')
+  }
+  await sh('ip', '-n', ns('net'), 'link', 'add', 'br0', 'type', 'bridge')
+  await sh('ip', '-n', ns('net'), 'link', 'set', 'br0', 'up')
+  for (const [host, ip] of [
+    ['seed', '10.99.0.10'],
+    ['open', '10.99.0.11']
+  ] as const) {
+    await link(ns('net'), ns(host), 'eth0', 'br0')
+    await sh('ip', '-n', ns(host), 'addr', 'add', `${ip}/24`, 'dev', 'eth0')
+  }
+  await nat(ns('nat1'), ns('a'), '10.99.0.21', 1, false)
+  await nat(ns('nat2'), ns('b'), '10.99.0.22', 2, true)
+}
+
+async function teardown(): Promise<void> {
+  for (const n of NAMESPACES) await sh('ip', 'netns', 'del', n).catch(() => {})
+}
+
+/** Why this machine cannot run the test, or undefined. */
+async function unsupported(): Promise<string | undefined> {
+  if (process.platform !== 'linux') return 'network namespaces are Linux only'
+  try {
+    await sh('ip', 'netns', 'add', ns('probe'))
+    await sh('ip', 'netns', 'del', ns('probe'))
+  } catch (err) {
+    return `this kernel or user cannot make network namespaces (${(err as Error).message.split('\n')[0]}): run as root on Linux`
+  }
+  try {
+    await run('iptables', ['--version'])
+  } catch {
+    return 'iptables is missing (npm run test:all installs it)'
+  }
+  return undefined
+}
+
+let dir: string
+const roles: RunningRole[] = []
+const skip = await unsupported()
+if (skip !== undefined) process.stderr.write(`\n*** SKIPPED: the network-namespace NAT test cannot run here: ${skip} ***\n\n`)
+
+async function role(host: string, args: string[]): Promise<RunningRole> {
+  const r = await startRole(args, { netns: ns(host) })
+  roles.push(r)
+  return r
+}
+
+async function cli(host: string, args: string[], input?: string): Promise<Record<string, unknown>> {
+  const r = await parley([...args, '--json'], { netns: ns(host), ...(input === undefined ? {} : { input }) })
+  assert.equal(r.code, 0, `parley ${args.join(' ')} in ${host}: ${r.stderr}`)
+  return JSON.parse(r.stdout) as Record<string, unknown>
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: T = await probe()
+  while (!ok(last)) {
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
+    await new Promise((r) => setTimeout(r, 300))
+    last = await probe()
+  }
+  return last
+}
+
+describe('real NAT in network namespaces: determination, relays, promotion, direct upgrade', { skip }, () => {
+  const users = { seed: 'seed_super', open: 'open_daemon', a: 'alice_nat', b: 'bob_symnat' } as const
+  const data = (host: string): string => join(dir, host)
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-netns-'))
+    await chmod(dir, 0o711)
+    await build()
+    const login = await role('seed', ['login-server', '--data', data('login'), '--listen', '10.99.0.10:7070'])
+    const net0 = join(dir, 'net0.json')
+    await cli('seed', ['network', 'init', '--login', String(login.ready.url), '--out', net0])
+    for (const [host, name] of Object.entries(users)) {
+      await cli(host, ['account', 'register', name, '--data', data(host), '--network', net0, '--password-stdin'], PASSWORD)
+      await cli(host, ['login', name, '--data', data(host), '--password-stdin'], PASSWORD)
+    }
+    const seed = await role('seed', [
+      'supernode',
+      '--data',
+      data('seed'),
+      '--network',
+      net0,
+      '--listen',
+      '/ip4/10.99.0.10/tcp/4001',
+      '--public-ranges',
+      PUBLIC
+    ])
+    const net = join(dir, 'net.json')
+    const seedAddr = (seed.ready.addrs as string[])[0] as string
+    await cli('seed', ['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seedAddr])
+    for (const [host, ip] of [
+      ['open', '10.99.0.11'],
+      ['a', '192.168.1.2'],
+      ['b', '192.168.2.2']
+    ] as const) {
+      await role(host, [
+        'daemon',
+        '--data',
+        data(host),
+        '--network',
+        net,
+        '--listen',
+        `/ip4/${ip}/tcp/4001`,
+        '--public-ranges',
+        PUBLIC,
+        '--promote-after',
+        '1'
+      ])
+    }
+  })
+  after(async () => {
+    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await teardown()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  const netOf = async (host: string): Promise<Record<string, unknown>> => await cli(host, ['net', '--data', data(host)])
+
+  it('the daemon with a public address learns it is reachable and becomes a supernode by itself', async () => {
+    const net = await until(
+      'open daemon promoted',
+      () => netOf('open'),
+      (n) => n.role === 'supernode'
+    )
+    assert.equal(net.reachability, 'public')
+    assert.equal(net.natClass, 'none')
+  })
+
+  it('the daemons behind NAT learn so, with the NAT class, and hold relay reservations', async () => {
+    const a = await until(
+      'a behind NAT with a relay',
+      () => netOf('a'),
+      (n) => n.reachability === 'nat' && (n.relays as string[]).length > 0
+    )
+    assert.equal(a.role, 'client')
+    assert.equal(a.natClass, 'cone')
+    assert.deepEqual(a.observed, [`/ip4/10.99.0.21/tcp/${String(a.observed).split('/tcp/')[1]}`])
+    assert.ok(
+      (a.addrs as string[]).every((x) => x.includes('/p2p-circuit')),
+      'behind NAT, only relay addresses are advertised'
+    )
+    const b = await until(
+      'b behind NAT with a relay',
+      () => netOf('b'),
+      (n) => n.reachability === 'nat' && (n.relays as string[]).length > 0
+    )
+    assert.equal(b.natClass, 'symmetric')
+    assert.equal(b.role, 'client')
+  })
+
+  it('the NATed daemons find each other and talk through the relay; the path goes direct where the NATs allow', async () => {
+    const outcomes: Array<{ from: string; to: string; path: string; rttMs: number }> = []
+    for (const [from, to] of [
+      ['a', 'b'],
+      ['b', 'a'],
+      ['open', 'a'],
+      ['open', 'b'],
+      ['a', 'open']
+    ] as const) {
+      const found = await until(
+        `${from} finds ${to}`,
+        () => cli(from, ['whois', users[to], '--data', data(from)]),
+        (w) => (w.devices as unknown[]).length === 1
+      )
+      const device = (found.devices as Array<{ addrs: string[] }>)[0]
+      if (to !== 'open')
+        assert.ok(
+          device?.addrs.every((x) => x.includes('/p2p-circuit')),
+          `${to} is found at relay addresses`
+        )
+      const peer = await cli(from, ['net', users[to], '--data', data(from)])
+      const [reached] = peer.devices as Array<{ path: string; rttMs?: number; error?: string }>
+      assert.equal(reached?.error, undefined, `${from} → ${to}: ${reached?.error}`)
+      assert.ok(reached?.path === 'direct' || reached?.path === 'relayed')
+      assert.ok(typeof reached?.rttMs === 'number' && reached.rttMs >= 0)
+      outcomes.push({ from, to, path: reached.path, rttMs: reached.rttMs })
+    }
+    const natPair = outcomes.filter((o) => o.from !== 'open' && o.to !== 'open')
+    // TCP through two NATs (one symmetric) has no way through: the pair stays relayed, honestly reported.
+    assert.ok(natPair.every((o) => o.path === 'relayed'))
+    // A daemon behind NAT reached through its relay by a reachable one dials it back directly (connection reversal).
+    assert.equal(outcomes.find((o) => o.from === 'open' && o.to === 'a')?.path, 'direct')
+    assert.equal(outcomes.find((o) => o.from === 'open' && o.to === 'b')?.path, 'direct')
+    const direct = outcomes.filter((o) => o.path === 'direct').length
+    const relayedFirst = outcomes.filter((o) => o.to !== 'open')
+    process.stderr.write(
+      `${JSON.stringify({ nat: 'direct-upgrade', outcomes, directOfRelayed: `${relayedFirst.filter((o) => o.path === 'direct').length}/${relayedFirst.length}`, direct })}\n`
+    )
+  })
+})
