@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
-import { API_FILE, type LocalApi, startLocalApi } from './api/local-api.ts'
+import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
 import { PublicRanges } from './nat/ranges.ts'
 import { ParleyNode } from './node.ts'
 import type { Role } from './overlay/libp2p.ts'
@@ -41,6 +41,8 @@ export interface RunningDaemon {
   links: SupernodeLinks
   relays: RelayReservations
   api: LocalApi
+  /** The daemon's events (`GET /v1/events`). */
+  events: EventHub
   /** Runs the NAT and firewall determination now and applies it (role, relays, record). */
   checkNat(): Promise<void>
   stop(): Promise<void>
@@ -85,6 +87,20 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   const links = new SupernodeLinks(node, cache, { target: targetFor(init.role), seeds: network.seeds })
   await links.start()
   const relays = new RelayReservations(node, links)
+
+  // What the local API's event stream carries about the network.
+  const events = new EventHub()
+  const emit = (type: string, data: object): void => {
+    try {
+      events.publish(type, data)
+    } catch {
+      // The hub closes with the daemon; nothing to tell then.
+    }
+  }
+  links.addEventListener('linked', (e) => emit('net.supernode-linked', (e as CustomEvent<object>).detail))
+  links.addEventListener('unlinked', (e) => emit('net.supernode-unlinked', { peerId: (e as CustomEvent<string>).detail }))
+  node.addEventListener('role', (e) => emit('net.role', { role: (e as CustomEvent<Role>).detail }))
+  node.nat.addEventListener('verdict', (e) => emit('net.reachability', (e as CustomEvent<object>).detail))
 
   // The record carries the addresses others can use: relay addresses behind NAT or a firewall, direct ones otherwise.
   const advertised = (): string[] => {
@@ -177,6 +193,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       if (!verifier.verify(next.credential, { deviceKey: device.publicKey }).ok) throw new Error('renewed credential does not verify')
       grant = next
       await profile.saveCredential(next)
+      emit('credential.renewed', { expiresAt: next.expiresAt })
       await publish()
       scheduleRenewal()
     } catch {
@@ -186,52 +203,57 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   }
   scheduleRenewal()
 
-  const api = await startLocalApi(profile.dir, init.api ?? { host: '127.0.0.1', port: 0 }, {
-    async whoami() {
-      const credential = valid()
-      return {
-        name: grant?.name ?? null,
-        peerId: node.peerId,
-        online: credential !== undefined,
-        expiresAt: grant?.expiresAt ?? null,
-        role: node.role
+  const api = await startLocalApi(
+    profile.dir,
+    init.api ?? { host: '127.0.0.1', port: 0 },
+    {
+      async whoami() {
+        const credential = valid()
+        return {
+          name: grant?.name ?? null,
+          peerId: node.peerId,
+          online: credential !== undefined,
+          expiresAt: grant?.expiresAt ?? null,
+          role: node.role
+        }
+      },
+      async net() {
+        const verdict = node.nat.verdict
+        return {
+          role: node.role,
+          reachability: verdict.reachability,
+          natClass: verdict.natClass,
+          observed: verdict.observed,
+          mapped: verdict.mapped,
+          checkedAt: verdict.answered > 0 ? verdict.at : null,
+          addrs: advertised(),
+          relays: relays.relays,
+          supernodes: links.linked,
+          hostCache: cache.size,
+          direct: node.direct.stats
+        }
+      },
+      async whois(name) {
+        return await node.records.whois(name)
+      },
+      async peer(name) {
+        const found = await node.records.whois(name)
+        const devices = await Promise.all(
+          found.devices
+            .filter((d) => d.peerId !== node.peerId)
+            .map(async (d) => {
+              try {
+                return { peerId: d.peerId, ...(await node.reach(d.peerId, d.addrs)) }
+              } catch (err) {
+                return { peerId: d.peerId, path: node.pathTo(d.peerId), error: (err as Error).message }
+              }
+            })
+        )
+        return { name: found.name, devices }
       }
     },
-    async net() {
-      const verdict = node.nat.verdict
-      return {
-        role: node.role,
-        reachability: verdict.reachability,
-        natClass: verdict.natClass,
-        observed: verdict.observed,
-        mapped: verdict.mapped,
-        checkedAt: verdict.answered > 0 ? verdict.at : null,
-        addrs: advertised(),
-        relays: relays.relays,
-        supernodes: links.linked,
-        hostCache: cache.size,
-        direct: node.direct.stats
-      }
-    },
-    async whois(name) {
-      return await node.records.whois(name)
-    },
-    async peer(name) {
-      const found = await node.records.whois(name)
-      const devices = await Promise.all(
-        found.devices
-          .filter((d) => d.peerId !== node.peerId)
-          .map(async (d) => {
-            try {
-              return { peerId: d.peerId, ...(await node.reach(d.peerId, d.addrs)) }
-            } catch (err) {
-              return { peerId: d.peerId, path: node.pathTo(d.peerId), error: (err as Error).message }
-            }
-          })
-      )
-      return { name: found.name, devices }
-    }
-  })
+    { events }
+  )
 
   let stopped: Promise<void> | undefined
   return {
@@ -239,6 +261,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     links,
     relays,
     api,
+    events,
     checkNat,
     async stop() {
       stopped ??= (async () => {
@@ -252,6 +275,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         await checking?.catch(() => {})
         if (renewal !== undefined) clearTimeout(renewal)
         await api.close()
+        events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
         await links.stop()
         await node.stop()
