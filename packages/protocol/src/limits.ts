@@ -128,6 +128,30 @@ export const LIMITS = {
     /** A message from an event-stream client (they only send pings); larger ones close the stream (1009). */
     eventClientMessageMaxBytes: 1024
   },
+  /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
+  messaging: {
+    /** A chat line or an edit's new text, in UTF-8 bytes. */
+    textMaxBytes: 64 * 1024,
+    /**
+     * One encoded envelope. A text at its limit fits even when every character
+     * is one JSON writes as two bytes (`"`, `\`, newline, tab).
+     */
+    envelopeMaxBytes: 160 * 1024,
+    /** Message ids one receipt acknowledges. */
+    receiptMaxIds: 512,
+    /** Members of one group, its creator included. */
+    groupMaxMembers: 256,
+    /** A group's name, in UTF-8 bytes. */
+    groupNameMaxBytes: 256,
+    /** A group's topic, in UTF-8 bytes. */
+    topicMaxBytes: 1024,
+    /** The note sent with a contact request, in UTF-8 bytes. */
+    contactMessageMaxBytes: 1024,
+    /** Entries in one list of a device-to-own-device sync (contacts). */
+    syncMaxItems: 2048,
+    /** Nesting of arrays and objects inside a body (the body itself is depth 1). */
+    bodyMaxDepth: 8
+  },
   /** Per client address token buckets on the login server. */
   rates: {
     register: { perMinute: 30, burst: 30 },
