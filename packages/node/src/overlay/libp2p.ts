@@ -55,6 +55,7 @@ export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
       inboundConnectionThreshold: 1000,
       maxConnections: LIMITS.overlay.maxConnections
     },
+    connectionMonitor: { enabled: init.role !== 'supernode' },
     services: {
       identify: identify(),
       ping: ping(),

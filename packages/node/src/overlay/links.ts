@@ -10,7 +10,7 @@ export interface SupernodeLinksInit {
   seeds: string[]
   /** Per dial. Default: 1500 ms (a lost supernode is replaced within 2 s). */
   dialTimeoutMs?: number
-  /** How often to look for more supernodes in the DHT. Default: 60 s. */
+  /** How often to look for more supernodes (from a linked supernode, else the DHT). Default: 60 s. */
   discoverEveryMs?: number
 }
 
@@ -86,8 +86,16 @@ export class SupernodeLinks extends EventTarget {
     await this.#filling
   }
 
-  /** Asks the DHT for supernodes near a random key, to grow the host cache. */
+  /**
+   * Grows the host cache: asks a linked supernode which supernodes it knows
+   * (one request; a DHT walk from here would dial a score of them), and walks
+   * the DHT towards a random key only when no linked supernode answers.
+   */
   async discover(): Promise<void> {
+    const own = this.#node.peerId
+    const listed = await this.#node.records.supernodes({ signal: AbortSignal.timeout(5_000) })
+    for (const s of listed) if (s.peerId !== own) this.#cache.seen(s.peerId, s.addrs)
+    if (listed.length > 0) return
     const key = crypto.getRandomValues(new Uint8Array(32))
     for await (const event of this.#node.libp2p.services.dht.getClosestPeers(key, { signal: AbortSignal.timeout(5_000) })) {
       if (event.name === 'FINAL_PEER' && !event.peer.id.equals(this.#node.libp2p.peerId)) {

@@ -13,9 +13,18 @@ import { RecordStore } from './store.ts'
  * supernodes closest (in the DHT's XOR metric) to the user's key; anyone asks
  * those supernodes and checks every record itself. No central server is asked.
  *
+ * A client does not walk the DHT: it asks the supernodes it is linked to,
+ * which know the other supernodes (`lookup`, `publish`); a supernode that
+ * relayed a device's record puts it again on the next closest supernode
+ * when one holding it goes away, and a device publishes again through
+ * another supernode when that one goes away.
+ *
  * Wire (length-prefixed UTF-8 JSON, at most LIMITS.overlay.recordsMessageMaxBytes):
  * `{"op":"put","record":{record,sig}}` -> `{"ok":true,"outcome":"stored"|"unchanged"}` or
- * `{"refused":{"code","message"}}`; `{"op":"get","name":"..."}` -> `{"records":[{record,sig}, ...]}`.
+ * `{"refused":{"code","message"}}`; `{"op":"get","name":"..."}` -> `{"records":[{record,sig}, ...]}`;
+ * `{"op":"lookup","name":"..."}` -> `{"records":[...],"asked","answered","hops"}` (the supernode finds them);
+ * `{"op":"publish","record":{record,sig}}` -> `{"ok":true,"supernodes":[peer ids]}` (the supernode places it);
+ * `{"op":"supernodes"}` -> `{"supernodes":[{"id","addrs"}, ...]}` (some it knows, for host caches).
  * Only peers whose hello checked out are answered.
  */
 export const RECORDS_PROTOCOL = '/parley/records/1.0.0'
@@ -46,10 +55,42 @@ export interface DeviceEntry {
 export interface WhoisResult {
   name: string
   devices: DeviceEntry[]
-  /** Supernodes asked, and how many answered. */
+  /** Supernodes asked for the user's records, and how many answered. */
   asked: number
   answered: number
+  /**
+   * Requests made one after another: asking the replicas is one, each step of
+   * a DHT walk one more, and a client asking through its supernode adds one.
+   */
+  hops: number
   ms: number
+}
+
+/** A supernode another one listed (`supernodes`), with its addresses. */
+export interface ListedSupernode {
+  peerId: string
+  addrs: string[]
+}
+
+/** Supernodes one `supernodes` answer lists at most, and addresses per supernode. */
+const SUPERNODES_LISTED = 20
+const ADDRS_LISTED = 4
+/** How long a node that has just connected waits for identify to tell which peers are supernodes. */
+const IDENTIFY_WAIT_MS = 2_000
+
+interface Found {
+  name: string
+  records: CheckedRecord[]
+  asked: number
+  answered: number
+  hops: number
+}
+
+/** A record this supernode placed for a device linked to it (or its own), and where. */
+interface Placed {
+  signed: SignedRecord
+  name: string
+  replicas: Set<string>
 }
 
 interface Request {
@@ -67,6 +108,16 @@ export class RecordsService {
   readonly store = new RecordStore()
   /** Supernodes seen (identify, DHT walks): the local view that lets a lookup skip the walk. */
   readonly #known = new Map<string, PeerId>()
+  /** Connected peers whose identify has come in (a connection to any other has not finished it). */
+  readonly #identified = new Set<string>()
+  /** Records this supernode placed, by device: put again elsewhere when a replica goes away. */
+  readonly #placed = new Map<string, Placed>()
+  /** What this device last published, and the supernode it published through. */
+  #published: { addrs: string[]; presence: Presence } | undefined
+  #publishedThrough: string | undefined
+  #republishing: Promise<void> | undefined
+  #republishWhenLinked = false
+  #running = false
   #seq = 0
   #sweep: ReturnType<typeof setInterval> | undefined
 
@@ -76,12 +127,17 @@ export class RecordsService {
   }
 
   async start(): Promise<void> {
+    this.#running = true
     this.#c.libp2p.addEventListener('peer:identify', this.#onIdentify)
+    this.#c.libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
     if (this.#init.serve) await this.#startServing()
   }
 
   async stop(): Promise<void> {
+    this.#running = false
     this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
+    this.#c.libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
+    this.#identified.clear()
     await this.#stopServing()
   }
 
@@ -108,13 +164,18 @@ export class RecordsService {
   }
 
   async #stopServing(): Promise<void> {
+    this.#placed.clear()
     if (this.#sweep === undefined) return
     clearInterval(this.#sweep)
     this.#sweep = undefined
     await this.#c.libp2p.unhandle(RECORDS_PROTOCOL).catch(() => {})
   }
 
-  /** Publishes this device's record to the user's closest supernodes; resolves with how many took it. */
+  /**
+   * Publishes this device's record to the user's closest supernodes; resolves
+   * with those that took it. A client hands it to a supernode it is linked to
+   * (one request; that supernode places it), a supernode places it itself.
+   */
   async publish(
     args: { addrs: string[]; presence: Presence },
     options: { signal?: AbortSignal } = {}
@@ -128,7 +189,36 @@ export class RecordsService {
     const expiresAt = Math.min(now + (this.#init.recordTtlMs ?? 30 * 60_000), verdict.credential.expiresAt)
     const signed = signRecord({ v: 1, credential, addrs: args.addrs, presence: args.presence, seq: this.#seq, expiresAt }, this.#c.device)
     const name = verdict.credential.name
-    const targets = await this.#closestSupernodes(name, options)
+    this.#published = args
+    if (!this.#init.serve) {
+      const relayed = await this.#publishThroughSupernode(signed, options)
+      if (relayed !== undefined) return relayed
+    }
+    const took = await this.#place(signed, name, await this.#targets(name, options), options)
+    if (this.#init.serve) this.#placed.set(this.#c.libp2p.peerId.toString(), { signed, name, replicas: new Set(took) })
+    return { stored: took.length, supernodes: took }
+  }
+
+  async #publishThroughSupernode(
+    signed: SignedRecord,
+    options: { signal?: AbortSignal }
+  ): Promise<{ stored: number; supernodes: string[] } | undefined> {
+    for (const peer of await this.#supernodesToAsk(options)) {
+      try {
+        const answer = await this.#request(peer, { op: 'publish', record: signed }, options)
+        const supernodes = Array.isArray(answer.supernodes) ? answer.supernodes.filter((s) => typeof s === 'string') : []
+        if (answer.ok !== true || supernodes.length === 0) continue
+        this.#publishedThrough = peer.toString()
+        return { stored: supernodes.length, supernodes }
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+      }
+    }
+    return undefined
+  }
+
+  /** Puts a record on these supernodes (this one included); resolves with those that took it. */
+  async #place(signed: SignedRecord, name: string, targets: PeerId[], options: { signal?: AbortSignal }): Promise<string[]> {
     const took: string[] = []
     await Promise.all(
       targets.map(async (peer) => {
@@ -145,26 +235,78 @@ export class RecordsService {
         }
       })
     )
-    return { stored: took.length, supernodes: took }
+    return took
   }
 
   /**
-   * Finds a user's online devices from the overlay alone. First from the
-   * supernodes this node knows (the closest of them to the user's key, no DHT
-   * walk: exact whenever it knows them all, as in a small network); when that
-   * finds no device, from the closest supernodes a DHT walk finds.
+   * Finds a user's online devices from the overlay alone. A client asks a
+   * supernode it is linked to (a second one when the first finds nothing, so
+   * that one supernode cannot hide a user alone) and checks every record
+   * itself. A supernode, or a client whose supernodes do not answer, asks the
+   * closest of the supernodes it knows (no DHT walk: exact whenever it knows
+   * them all, as in a small network); when that finds no device, the closest
+   * supernodes a DHT walk finds.
    */
   async whois(name: string, options: { signal?: AbortSignal } = {}): Promise<WhoisResult> {
     const started = performance.now()
-    if (this.#known.size >= LIMITS.overlay.recordReplicas) {
-      const quick = await this.#ask(name, this.#nearest(name, this.#known.values()), options)
-      if (quick.devices.length > 0) return { ...quick, ms: elapsed(started) }
+    if (!this.#init.serve) {
+      const relayed = await this.#whoisThroughSupernodes(name, options)
+      if (relayed !== undefined) return { ...relayed, ms: elapsed(started) }
     }
-    const walked = await this.#ask(name, await this.#closestSupernodes(name, options), options)
-    return { ...walked, ms: elapsed(started) }
+    const found = await this.#find(name, options)
+    return {
+      name: found.name,
+      devices: devicesOf(found.records),
+      asked: found.asked,
+      answered: found.answered,
+      hops: found.hops,
+      ms: elapsed(started)
+    }
   }
 
-  async #ask(name: string, targets: PeerId[], options: { signal?: AbortSignal }): Promise<Omit<WhoisResult, 'ms'>> {
+  async #whoisThroughSupernodes(name: string, options: { signal?: AbortSignal }): Promise<Omit<WhoisResult, 'ms'> | undefined> {
+    let nothing: Omit<WhoisResult, 'ms'> | undefined
+    let empty = 0
+    for (const peer of await this.#supernodesToAsk(options)) {
+      let answer: Record<string, unknown>
+      try {
+        answer = await this.#request(peer, { op: 'lookup', name }, options)
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+        continue
+      }
+      if (!Array.isArray(answer.records)) continue
+      const records = this.#checkAll(name, answer.records)
+      const result = {
+        name: records[0]?.name ?? name,
+        devices: devicesOf(records),
+        asked: count(answer.asked),
+        answered: count(answer.answered),
+        hops: 1 + count(answer.hops)
+      }
+      if (result.devices.length > 0) return result
+      nothing = result
+      if (++empty >= 2) return nothing
+    }
+    return undefined
+  }
+
+  /** The user's newest records from the closest known supernodes, else from the closest a DHT walk finds. */
+  async #find(name: string, options: { signal?: AbortSignal }): Promise<Found> {
+    let hops = 0
+    for (let attempt = 0; attempt < 2 && this.#known.size >= LIMITS.overlay.recordReplicas; attempt++) {
+      const quick = await this.#ask(name, this.#nearest(name, this.#known.values()), options)
+      hops++
+      if (quick.records.length > 0) return { ...quick, hops }
+      // Supernodes that could not be reached are forgotten: once more with the next closest.
+      if (quick.answered === quick.asked) break
+    }
+    const walked = await this.#closestSupernodes(name, options)
+    const found = await this.#ask(name, walked.peers, options)
+    return { ...found, hops: hops + walked.hops + 1 }
+  }
+
+  async #ask(name: string, targets: PeerId[], options: { signal?: AbortSignal }): Promise<Omit<Found, 'hops'>> {
     let answered = 0
     const found: CheckedRecord[] = []
     await Promise.all(
@@ -174,43 +316,116 @@ export class RecordsService {
             ? this.store.get(name).map((r) => r.signed)
             : (((await this.#request(peer, { op: 'get', name }, options)).records as unknown[]) ?? [])
           answered++
-          for (const r of Array.isArray(records) ? records : []) {
-            // Never trust the supernode: every record is checked here again.
-            try {
-              found.push(checkRecord(r, this.#c.verifier, { name }))
-            } catch {
-              // A forged or stale record from a bad supernode is ignored.
-            }
-          }
+          found.push(...this.#checkAll(name, Array.isArray(records) ? records : []))
         } catch {
           // An unreachable replica: the others answer.
         }
       })
     )
-    const newest = new Map<string, CheckedRecord>()
-    for (const r of found) {
-      const seen = newest.get(r.peerId)
-      if (seen === undefined || r.record.seq > seen.record.seq) newest.set(r.peerId, r)
-    }
-    const devices = [...newest.values()].map((r) => ({
-      peerId: r.peerId,
-      presence: r.record.presence,
-      addrs: r.record.addrs,
-      seq: r.record.seq,
-      expiresAt: r.record.expiresAt
-    }))
-    const canonical = [...newest.values()][0]?.name ?? name
-    return { name: canonical, devices, asked: targets.length, answered }
+    const records = newestPerDevice(found)
+    return { name: records[0]?.name ?? name, records, asked: targets.length, answered }
   }
 
-  /** The supernodes (DHT servers, this one included when it serves) closest to the user's key. */
-  async #closestSupernodes(name: string, options: { signal?: AbortSignal }): Promise<PeerId[]> {
+  /** Never trust the supernode: every record is checked here again; forged or stale ones are ignored. */
+  #checkAll(name: string, records: unknown[]): CheckedRecord[] {
+    const checked: CheckedRecord[] = []
+    for (const r of records) {
+      try {
+        checked.push(checkRecord(r, this.#c.verifier, { name }))
+      } catch {
+        // A forged or stale record from a bad supernode.
+      }
+    }
+    return newestPerDevice(checked)
+  }
+
+  /**
+   * The linked supernodes to ask. A node that has just connected may not know
+   * yet which of its peers are supernodes (identify runs after the hello):
+   * with none known, it waits for those identifies, up to IDENTIFY_WAIT_MS.
+   */
+  async #supernodesToAsk(options: { signal?: AbortSignal }): Promise<PeerId[]> {
+    const linked = this.#linkedSupernodes()
+    const libp2p = this.#c.libp2p
+    const pending = new Set(libp2p.getConnections().map((c) => c.remotePeer.toString()))
+    for (const id of this.#identified) pending.delete(id)
+    if (linked.length > 0 || pending.size === 0) return linked
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        libp2p.removeEventListener('peer:identify', identified)
+        options.signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const identified = (event: CustomEvent<{ peerId: PeerId }>): void => {
+        pending.delete(event.detail.peerId.toString())
+        if (pending.size === 0 || this.#linkedSupernodes().length > 0) done()
+      }
+      const timer = setTimeout(done, IDENTIFY_WAIT_MS)
+      libp2p.addEventListener('peer:identify', identified)
+      options.signal?.addEventListener('abort', done)
+    })
+    return this.#linkedSupernodes()
+  }
+
+  /** Supernodes this node has a connection to (its links first: the oldest connections). */
+  #linkedSupernodes(): PeerId[] {
+    const linked = new Map<string, PeerId>()
+    for (const c of this.#c.libp2p.getConnections()) {
+      const id = c.remotePeer.toString()
+      if (this.#known.has(id)) linked.set(id, c.remotePeer)
+    }
+    return [...linked.values()]
+  }
+
+  /** Supernodes a supernode this node is linked to knows, with addresses: for the host cache, without a DHT walk. */
+  async supernodes(options: { signal?: AbortSignal } = {}): Promise<ListedSupernode[]> {
+    for (const peer of await this.#supernodesToAsk(options)) {
+      try {
+        const answer = await this.#request(peer, { op: 'supernodes' }, options)
+        if (!Array.isArray(answer.supernodes)) continue
+        const listed: ListedSupernode[] = []
+        for (const entry of answer.supernodes.slice(0, SUPERNODES_LISTED) as Array<{ id?: unknown; addrs?: unknown }>) {
+          if (typeof entry?.id !== 'string' || !Array.isArray(entry.addrs)) continue
+          const addrs = entry.addrs.filter((a): a is string => typeof a === 'string' && a.length <= 256).slice(0, ADDRS_LISTED)
+          if (addrs.length > 0 && entry.id !== this.#c.libp2p.peerId.toString()) listed.push({ peerId: entry.id, addrs })
+        }
+        return listed
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+      }
+    }
+    return []
+  }
+
+  /**
+   * Where a record goes: the closest of the supernodes this node knows (no
+   * DHT walk: a walk costs a score of requests, and the supernodes that keep
+   * the directory know each other), else those a DHT walk finds.
+   */
+  async #targets(name: string, options: { signal?: AbortSignal }): Promise<PeerId[]> {
+    if (this.#known.size >= LIMITS.overlay.recordReplicas) return this.#nearest(name, this.#known.values())
+    return (await this.#closestSupernodes(name, options)).peers
+  }
+
+  /**
+   * The supernodes (DHT servers, this one included when it serves) closest to
+   * the user's key, by a DHT walk, and the walk's depth in requests.
+   */
+  async #closestSupernodes(name: string, options: { signal?: AbortSignal }): Promise<{ peers: PeerId[]; hops: number }> {
     const candidates = new Map<string, PeerId>()
+    // The walk's depth: the routing table's peers are one request away, each peer they name one more.
+    const depth = new Map<string, number>()
+    let hops = 0
     try {
       for await (const event of this.#c.libp2p.services.dht.getClosestPeers(userKey(name), {
         signal: options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
       })) {
-        if (event.name === 'FINAL_PEER') {
+        if (event.name === 'PEER_RESPONSE') {
+          const d = depth.get(event.from.toString()) ?? 1
+          hops = Math.max(hops, d)
+          for (const peer of event.closer) if (!depth.has(peer.id.toString())) depth.set(peer.id.toString(), d + 1)
+        } else if (event.name === 'FINAL_PEER') {
           candidates.set(event.peer.id.toString(), event.peer.id)
           this.#remember(event.peer.id)
         }
@@ -219,7 +434,7 @@ export class RecordsService {
       // A walk that times out (a busy or partitioned network) falls back on the supernodes this node knows.
       if (options.signal?.aborted === true) throw err
     }
-    return this.#nearest(name, candidates.size > 0 ? candidates.values() : this.#known.values())
+    return { peers: this.#nearest(name, candidates.size > 0 ? candidates.values() : this.#known.values()), hops }
   }
 
   /** The replicas' worth of supernodes closest to the user's key, among these (and this node when it serves). */
@@ -245,12 +460,90 @@ export class RecordsService {
   }
 
   readonly #onIdentify = (event: CustomEvent<{ peerId: PeerId; protocols: string[] }>): void => {
-    if (event.detail.protocols.includes(RECORDS_PROTOCOL)) this.#remember(event.detail.peerId)
+    if (this.#c.libp2p.getConnections(event.detail.peerId).length > 0) this.#identified.add(event.detail.peerId.toString())
+    if (!event.detail.protocols.includes(RECORDS_PROTOCOL)) {
+      // A supernode that stepped back to the client role.
+      this.#known.delete(event.detail.peerId.toString())
+      return
+    }
+    this.#remember(event.detail.peerId)
+    if (this.#republishWhenLinked) this.#republish()
+  }
+
+  /**
+   * A supernode that goes away is forgotten (it comes back with identify).
+   * The records this supernode placed on it are put on the next closest, and
+   * a device that published through it publishes again through another.
+   */
+  readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
+    const id = event.detail.toString()
+    this.#identified.delete(id)
+    if (!this.#running) return
+    this.#known.delete(id)
+    // A device that left this supernode publishes again through another one.
+    this.#placed.delete(id)
+    for (const [device, placed] of this.#placed) {
+      if (placed.replicas.has(id)) void this.#placeAgain(device, placed)
+    }
+    if (id === this.#publishedThrough) {
+      this.#publishedThrough = undefined
+      this.#republish()
+    }
+  }
+
+  async #placeAgain(device: string, placed: Placed): Promise<void> {
+    try {
+      checkRecord(placed.signed, this.#c.verifier)
+    } catch {
+      // Expired meanwhile: the device publishes a new one.
+      this.#placed.delete(device)
+      return
+    }
+    // The closest it knows now (no walk: many records move at once when a supernode leaves).
+    const took = await this.#place(placed.signed, placed.name, this.#nearest(placed.name, this.#known.values()), {})
+    if (this.#placed.get(device) === placed) placed.replicas = new Set(took)
+  }
+
+  /** Publishes the last record again (through another supernode), once at a time; waits for a link if there is none. */
+  #republish(): void {
+    this.#republishWhenLinked = false
+    const args = this.#published
+    if (args === undefined || !this.#running || this.#republishing !== undefined) return
+    if (!this.#init.serve && this.#linkedSupernodes().length === 0) {
+      this.#republishWhenLinked = true
+      return
+    }
+    this.#republishing = this.publish(args)
+      .then(() => {})
+      .catch(() => {})
+      .finally(() => {
+        this.#republishing = undefined
+      })
+  }
+
+  /** Up to SUPERNODES_LISTED supernodes this one knows (the most recently seen, the asker left out) and itself, with addresses. */
+  async #listSupernodes(asker: PeerId): Promise<Array<{ id: string; addrs: string[] }>> {
+    const listed = [{ id: this.#c.libp2p.peerId.toString(), addrs: this.#c.libp2p.getMultiaddrs().map((a) => a.toString()) }]
+    for (const peer of [...this.#known.values()].reverse()) {
+      if (listed.length >= SUPERNODES_LISTED) break
+      if (peer.equals(asker)) continue
+      const stored = await this.#c.libp2p.peerStore.get(peer).catch(() => undefined)
+      const addrs = stored?.addresses.map((a) => a.multiaddr.toString()) ?? []
+      if (addrs.length > 0) listed.push({ id: peer.toString(), addrs })
+    }
+    return listed.map((s) => ({ id: s.id, addrs: s.addrs.slice(0, ADDRS_LISTED) }))
   }
 
   async #request(peer: PeerId, body: Request, options: { signal?: AbortSignal }): Promise<Record<string, unknown>> {
     const signal = options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
-    const connection = await this.#c.libp2p.dial(peer, { signal })
+    let connection: Connection
+    try {
+      connection = await this.#c.libp2p.dial(peer, { signal })
+    } catch (err) {
+      // Unreachable: no longer among the supernodes a lookup picks from.
+      if (!signal.aborted) this.#known.delete(peer.toString())
+      throw err
+    }
     const hello = await this.#c.hello.greet(connection)
     if (!hello.ok) throw new RecordError('BAD_CREDENTIAL', `hello with ${peer.toString()} failed: ${hello.reason}`)
     const stream = await connection.newStream(RECORDS_PROTOCOL, { signal, runOnLimitedConnection: true })
@@ -289,6 +582,31 @@ export class RecordsService {
       await reply({ records: this.store.get(request.name).map((r) => r.signed) })
       return
     }
+    if (request.op === 'lookup' && typeof request.name === 'string' && request.name.length <= LIMITS.name.maxLength) {
+      const found = await this.#find(request.name, { signal })
+      await reply({ records: found.records.map((r) => r.signed), asked: found.asked, answered: found.answered, hops: found.hops })
+      return
+    }
+    if (request.op === 'supernodes') {
+      await reply({ supernodes: await this.#listSupernodes(connection.remotePeer) })
+      return
+    }
+    if (request.op === 'publish') {
+      let checked: CheckedRecord
+      try {
+        checked = checkRecord(request.record as SignedRecord, this.#c.verifier)
+      } catch (err) {
+        const e = err instanceof RecordError ? err : new RecordError('MALFORMED', 'bad record')
+        await reply({ refused: { code: e.code, message: e.message } })
+        return
+      }
+      const took = await this.#place(checked.signed, checked.name, await this.#targets(checked.name, { signal }), { signal })
+      // Kept while the device stays linked here, to put it elsewhere when a replica goes away.
+      if (checked.peerId === connection.remotePeer.toString())
+        this.#placed.set(checked.peerId, { signed: checked.signed, name: checked.name, replicas: new Set(took) })
+      await reply({ ok: took.length > 0, supernodes: took })
+      return
+    }
     if (request.op === 'put') {
       let checked: CheckedRecord
       try {
@@ -313,6 +631,30 @@ export class RecordsService {
     }
     await reply({ refused: { code: 'MALFORMED', message: 'unknown op' } })
   }
+}
+
+function newestPerDevice(records: CheckedRecord[]): CheckedRecord[] {
+  const newest = new Map<string, CheckedRecord>()
+  for (const r of records) {
+    const seen = newest.get(r.peerId)
+    if (seen === undefined || r.record.seq > seen.record.seq) newest.set(r.peerId, r)
+  }
+  return [...newest.values()]
+}
+
+function devicesOf(records: CheckedRecord[]): DeviceEntry[] {
+  return records.map((r) => ({
+    peerId: r.peerId,
+    presence: r.record.presence,
+    addrs: r.record.addrs,
+    seq: r.record.seq,
+    expiresAt: r.record.expiresAt
+  }))
+}
+
+/** A count from another peer's answer: a small non-negative integer, else 0. */
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 1000 ? value : 0
 }
 
 function elapsed(started: number): number {
