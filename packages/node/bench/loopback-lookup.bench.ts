@@ -4,6 +4,7 @@
 // supernodes (rotating, as different host caches would) with its record published.
 // Then LOOKUPS whois lookups one after another (a random asker for a random user),
 // and CONCURRENT_LOOKUPS more with CONCURRENCY in flight. Aims: p50 <= 10 ms, p99 <= 50 ms.
+// For scale, PINGS libp2p pings from clients to a supernode they are connected to.
 //   node packages/node/bench/loopback-lookup.bench.ts [NODES]       default 100
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,6 +23,7 @@ const WARMUP = 50
 const LOOKUPS = 1000
 const CONCURRENT_LOOKUPS = 500
 const CONCURRENCY = 10
+const PINGS = 300
 
 const network = testNetwork()
 const roles = new Set<RunningRole>()
@@ -51,17 +53,18 @@ function stats(times: number[]): Record<string, number> {
 
 const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T
 
-/** One whois of a random user by a random asker: its time, and whether the user's device was found. */
-async function lookup(): Promise<{ ms: number; found: boolean }> {
+/** One whois of a random user by a random asker: its time, whether the user's device was found, and its hops. */
+async function lookup(): Promise<{ ms: number; found: boolean; hops: number }> {
   const asker = pick(clients)
   const target = pick(clients)
   const t = performance.now()
   const result = await asker.node.records.whois(target.name)
-  return { ms: performance.now() - t, found: result.devices.some((d) => d.peerId === target.node.peerId) }
+  return { ms: performance.now() - t, found: result.devices.some((d) => d.peerId === target.node.peerId), hops: result.hops }
 }
 
 try {
   const superAddrs: string[] = []
+  const superIds = new Set<string>()
   for (let i = 0; i < SUPERNODES; i++) {
     const data = join(dir, `super${i}`)
     const file = await writeNetworkFile(join(dir, `net-super${i}.json`), network, [...superAddrs])
@@ -69,6 +72,7 @@ try {
     const role = await startRole(['supernode', '--data', data, '--network', file])
     roles.add(role)
     superAddrs.push((role.ready.addrs as string[])[0] as string)
+    superIds.add(String(role.ready.peerId))
   }
   progress(`${SUPERNODES} supernodes up; ${NODES - SUPERNODES} clients joining`)
   const buildStarted = performance.now()
@@ -99,10 +103,23 @@ try {
   for (let i = 0; i < WARMUP; i++) await lookup()
   const sequential: number[] = []
   let found = 0
+  const hops: Record<number, number> = {}
   for (let i = 0; i < LOOKUPS; i++) {
     const r = await lookup()
     sequential.push(r.ms)
     if (r.found) found++
+    hops[r.hops] = (hops[r.hops] ?? 0) + 1
+  }
+
+  // For scale: libp2p's ping to a supernode the client is connected to (a new stream and one round trip).
+  progress(`${PINGS} pings`)
+  const pings: number[] = []
+  for (let i = 0; i < PINGS; i++) {
+    const c = clients[i % clients.length]!
+    const connection = c.node.libp2p.getConnections().find((x) => superIds.has(x.remotePeer.toString()))!
+    const t = performance.now()
+    await c.node.libp2p.services.ping.ping(connection.remotePeer)
+    pings.push(performance.now() - t)
   }
 
   progress(`${CONCURRENT_LOOKUPS} lookups, ${CONCURRENCY} at a time`)
@@ -131,7 +148,8 @@ try {
       note: `supernodes are parley supernode processes; the ${NODES - SUPERNODES} clients share this process; 2 cores shared with other work`,
       buildMs: Math.round(buildMs),
       meanReplicas: Number((replicas / clients.length).toFixed(2)),
-      whois: { ...stats(sequential), found, successRate: Number((found / LOOKUPS).toFixed(4)) },
+      whois: { ...stats(sequential), found, successRate: Number((found / LOOKUPS).toFixed(4)), hops },
+      ping: stats(pings),
       whoisConcurrent: {
         ...stats(concurrent),
         inFlight: CONCURRENCY,
