@@ -1,5 +1,5 @@
 import { LIMITS, nameKey } from '@parley/protocol'
-import type { EditBody, GroupBody, TextBody } from './bodies.ts'
+import type { EditBody, GroupBody, ReceiptBody, ReceiptState, TextBody } from './bodies.ts'
 import type { Envelope } from './envelope.ts'
 import { MessagingError } from './errors.ts'
 import { compareEnvelopes } from './lamport.ts'
@@ -48,7 +48,9 @@ function keyOf(from: string, id: string): string {
  * - An `edit` or `delete` applies only to a line of the same author; the
  *   edit that comes last in that order wins; a delete wins over every edit.
  *   One that arrives before its line waits for it.
- * - Other kinds are kept (`envelopes()`) but are not lines.
+ * - Receipts are gathered per message (`receipts(id)`), group envelopes
+ *   make the group (`group()`); they and the other kinds are kept
+ *   (`envelopes()`) but are not lines.
  *
  * Envelopes are taken as already checked (decodeEnvelope or signEnvelope).
  */
@@ -62,6 +64,8 @@ export class Conversation {
   readonly #edits = new Map<string, Envelope>()
   /** Lines with a delete, by line key. */
   readonly #deleted = new Set<string>()
+  /** Per message id: who said what about it (read outranks delivered). */
+  readonly #receipts = new Map<string, Map<string, ReceiptState>>()
   #groupOps: Envelope[] = []
   #sorted: Envelope[] | undefined
 
@@ -125,6 +129,14 @@ export class Conversation {
     return undefined
   }
 
+  /**
+   * Who has acknowledged a message, by lower-cased user name: 'read' once any
+   * of their devices read it, else 'delivered'. The same in any order of arrival.
+   */
+  receipts(id: string): Record<string, ReceiptState> {
+    return Object.fromEntries(this.#receipts.get(id) ?? [])
+  }
+
   /** Members, name and topic of a group conversation, from its 'group' envelopes. */
   group(): GroupState {
     return groupState(this.#groupOps)
@@ -158,6 +170,16 @@ export class Conversation {
       case 'group':
         this.#groupOps.push(e)
         return
+      case 'receipt': {
+        const { ids, state } = e.body as unknown as ReceiptBody
+        const reader = nameKey(e.from)
+        for (const id of ids) {
+          let states = this.#receipts.get(id)
+          if (states === undefined) this.#receipts.set(id, (states = new Map()))
+          if (states.get(reader) !== 'read') states.set(reader, state)
+        }
+        return
+      }
       default:
         return
     }
@@ -169,6 +191,7 @@ export class Conversation {
     this.#textsSorted = true
     this.#edits.clear()
     this.#deleted.clear()
+    this.#receipts.clear()
     this.#groupOps = []
     this.#sorted = undefined
     for (const e of this.#byKey.values()) {

@@ -1,4 +1,22 @@
-export * from './bodies.ts'
+export {
+  type BodyOf,
+  type ContactAction,
+  type ContactBody,
+  type DeleteBody,
+  type EditBody,
+  type GroupAction,
+  type GroupBody,
+  isKind,
+  KINDS,
+  type Kind,
+  type ReceiptBody,
+  type ReceiptState,
+  type SyncBody,
+  type SyncContact,
+  type TextBody,
+  type TypingBody,
+  utf8Length
+} from './bodies.ts'
 export { canonicalJson } from './canonical-json.ts'
 export * from './conversation.ts'
 export * from './envelope.ts'
