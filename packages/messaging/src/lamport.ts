@@ -1,4 +1,4 @@
-import { nameKey } from '@parley/protocol'
+import { LIMITS, nameKey } from '@parley/protocol'
 import type { Envelope } from './envelope.ts'
 
 /**
@@ -9,10 +9,13 @@ import type { Envelope } from './envelope.ts'
  */
 export class LamportClock {
   #now: number
+  readonly #maxJump: number
 
-  constructor(start = 0) {
+  /** @param options.maxJump Default: LIMITS.messaging.lamportMaxJump. */
+  constructor(start = 0, options: { maxJump?: number } = {}) {
     if (!Number.isSafeInteger(start) || start < 0) throw new RangeError('a Lamport clock starts at a non-negative integer')
     this.#now = start
+    this.#maxJump = options.maxJump ?? LIMITS.messaging.lamportMaxJump
   }
 
   /** The highest time seen or issued. */
@@ -27,9 +30,13 @@ export class LamportClock {
     return this.#now
   }
 
-  /** Takes in the time of an envelope read (values that are not positive safe integers are ignored). */
+  /**
+   * Takes in the time of an envelope read. Ignores values that are not
+   * positive safe integers, and jumps of more than maxJump ahead: such an
+   * envelope still sorts by its own lamport, but cannot run this clock out.
+   */
   observe(lamport: number): void {
-    if (Number.isSafeInteger(lamport) && lamport > this.#now) this.#now = lamport
+    if (Number.isSafeInteger(lamport) && lamport > this.#now && lamport - this.#now <= this.#maxJump) this.#now = lamport
   }
 }
 

@@ -374,4 +374,16 @@ describe('Lamport clocks', () => {
     const full = new LamportClock(Number.MAX_SAFE_INTEGER)
     assert.throws(() => full.tick(), RangeError)
   })
+
+  it('cannot be run out by one far-ahead envelope', () => {
+    const clock = new LamportClock(5)
+    clock.observe(Number.MAX_SAFE_INTEGER)
+    assert.equal(clock.now, 5)
+    clock.observe(5 + LIMITS.messaging.lamportMaxJump)
+    assert.equal(clock.now, 5 + LIMITS.messaging.lamportMaxJump)
+    const small = new LamportClock(0, { maxJump: 10 })
+    small.observe(11)
+    small.observe(10)
+    assert.equal(small.now, 10)
+  })
 })

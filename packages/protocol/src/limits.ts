@@ -150,7 +150,13 @@ export const LIMITS = {
     /** Entries in one list of a device-to-own-device sync (contacts). */
     syncMaxItems: 2048,
     /** Nesting of arrays and objects inside a body (the body itself is depth 1). */
-    bodyMaxDepth: 8
+    bodyMaxDepth: 8,
+    /**
+     * A Lamport clock ignores a time further ahead of its own than this: honest
+     * devices advance one per message, so only a peer trying to run a
+     * conversation's clock out (to 2^53) jumps that far.
+     */
+    lamportMaxJump: 2 ** 32
   },
   /** Per client address token buckets on the login server. */
   rates: {
