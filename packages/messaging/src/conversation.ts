@@ -121,7 +121,7 @@ export class Conversation {
     return this.#sortedTexts().map((e) => this.#show(e))
   }
 
-  /** One line by author and id (or by id alone when only one author used it). */
+  /** One line by id (and author: without one, the first line in order with that id). */
   message(id: string, from?: string): ChatMessage | undefined {
     for (const e of this.#sortedTexts()) {
       if (e.id === id && (from === undefined || nameKey(from) === nameKey(e.from))) return this.#show(e)
