@@ -117,6 +117,55 @@ export const LIMITS = {
       candidates: 8
     }
   },
+  /**
+   * The offline mailbox (`/parley/mailbox/1.0.0`): sealed items for a user's
+   * devices, kept on the same supernodes as the user's records
+   * (`overlay.recordReplicas` closest to the user's key).
+   */
+  mailbox: {
+    /**
+     * A sealed payload: a signed envelope at `messaging.envelopeMaxBytes`
+     * (160 KiB) sealed to a device (49 bytes more) fits; voicemail comes in
+     * several items.
+     */
+    sealedMaxBytes: 161 * 1024,
+    /** A whole encoded item: the payload plus ids, names, the sender's credential, times and the signature (~730 bytes at most). */
+    itemMaxBytes: 162 * 1024,
+    /** An item id (base64url), chosen by the sender, unique among its items for one recipient device. */
+    idMaxLength: 64,
+    /** How long an item may wait for its recipient (`expiresAt - createdAt`). */
+    itemMaxTtlMs: 30 * 24 * 60 * 60 * 1000,
+    /** Items and bytes one sender (user) may keep for one recipient (user) on one supernode. */
+    perRecipientItems: 500,
+    perRecipientBytes: 8 * 1024 * 1024,
+    /** Items and bytes one sender (user) may keep on one supernode in all. */
+    perSenderItems: 5_000,
+    perSenderBytes: 64 * 1024 * 1024,
+    /** Items and bytes one supernode keeps in all; then it refuses with FULL. */
+    supernodeItems: 500_000,
+    supernodeBytes: 2 * 1024 * 1024 * 1024,
+    /** Tombstones one recipient device may leave for items a supernode never held (deleted items always leave one). */
+    tombstonesPerDevice: 10_000,
+    /** Deposits one sender (user) may make on one supernode: a token bucket. */
+    putsPerMinute: 120,
+    putBurst: 60,
+    /** Fetch and delete requests one peer may make on one supernode: a token bucket. */
+    requestsPerMinute: 120,
+    requestBurst: 60,
+    /** A fetch answer: at most this many items and bytes (one item always fits). */
+    fetchPageItems: 32,
+    fetchPageBytes: 512 * 1024,
+    /** Pages one collect reads from one supernode at most. */
+    collectMaxPages: 256,
+    /** Items one delete request names. */
+    deleteMaxItems: 64,
+    /** A request or answer frame (a fetch page with its framing is the largest). */
+    messageMaxBytes: 520 * 1024,
+    /** One request (dial, hello, the request and its answer). */
+    requestTimeoutMs: 10_000,
+    /** How often a supernode drops expired items and tombstones. */
+    sweepEveryMs: 60_000
+  },
   /** The daemon's local API (loopback, one user's programs). */
   api: {
     /** Recent events kept for a client that reconnects with `?since=SEQ`. */
