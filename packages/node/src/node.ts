@@ -5,6 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CredentialVerifier, keyPairFromSeed, type TrustedKey } from '@parley/crypto'
 import { LIMITS } from '@parley/protocol'
 import { HelloService } from './hello/hello.ts'
+import { type MailboxInit, MailboxService } from './mailbox/mailbox.ts'
 import { NatService } from './nat/nat.ts'
 import { PublicRanges } from './nat/ranges.ts'
 import { DirectService, type Path } from './overlay/direct.ts'
@@ -18,6 +19,8 @@ export interface ParleyNodeInit extends OverlayInit {
   credential: () => string | undefined
   /** The addresses this node treats as public. Default: the internet's. */
   publicRanges?: PublicRanges
+  /** The offline mailbox a supernode keeps (`path`: `<profile>/mailbox.sqlite`; default ':memory:', tests only). */
+  mailbox?: Omit<MailboxInit, 'serve'>
 }
 
 export interface ParleyNodeEvents {
@@ -37,6 +40,7 @@ export class ParleyNode extends EventTarget {
   readonly records: RecordsService
   readonly nat: NatService
   readonly direct: DirectService
+  readonly mailbox: MailboxService
   #role: Role
   #relayHandled = true
 
@@ -46,7 +50,8 @@ export class ParleyNode extends EventTarget {
     hello: HelloService,
     records: RecordsService,
     nat: NatService,
-    direct: DirectService
+    direct: DirectService,
+    mailbox: MailboxService
   ) {
     super()
     this.#role = role
@@ -55,6 +60,7 @@ export class ParleyNode extends EventTarget {
     this.records = records
     this.nat = nat
     this.direct = direct
+    this.mailbox = mailbox
   }
 
   static async create(init: ParleyNodeInit): Promise<ParleyNode> {
@@ -74,7 +80,20 @@ export class ParleyNode extends EventTarget {
       ...(stunHost === undefined ? {} : { stunHost })
     })
     const direct = new DirectService({ libp2p, hello, nat })
-    return new ParleyNode(init.role, libp2p, hello, records, nat, direct)
+    // Every node deposits and collects; a supernode also keeps mailboxes (#applyRole), where it keeps records.
+    const mailbox = new MailboxService(
+      {
+        libp2p,
+        hello,
+        verifier,
+        device: keyPairFromSeed(init.deviceSeed),
+        credential: init.credential,
+        closestSupernodes: async (name, options) => await records.closestSupernodes(name, options),
+        nearestSupernodes: (name, peers) => records.nearestSupernodes(name, peers)
+      },
+      init.mailbox
+    )
+    return new ParleyNode(init.role, libp2p, hello, records, nat, direct, mailbox)
   }
 
   get role(): Role {
@@ -99,13 +118,14 @@ export class ParleyNode extends EventTarget {
 
   async stop(): Promise<void> {
     await this.direct.stop()
+    await this.mailbox.stop()
     await this.nat.stopServing()
     await this.records.stop()
     await this.hello.stop()
     await this.libp2p.stop()
   }
 
-  /** Takes on a role while running: a supernode serves the DHT, the directory, the relay and NAT probes. */
+  /** Takes on a role while running: a supernode serves the DHT, the directory, the mailbox, the relay and NAT probes. */
   async setRole(role: Role): Promise<void> {
     if (role === this.#role) return
     this.#role = role
@@ -118,6 +138,7 @@ export class ParleyNode extends EventTarget {
     const { libp2p } = this
     if (libp2p.services.dht.getMode() !== (serving ? 'server' : 'client')) await libp2p.services.dht.setMode(serving ? 'server' : 'client')
     await this.records.setServing(serving)
+    await this.mailbox.setServing(serving)
     // libp2p's relay server cannot be restarted once stopped (its shutdown signal stays aborted): hand its hop handler on and off instead.
     if (serving && !this.#relayHandled) {
       const server = libp2p.services.relay as unknown as { onHop: (stream: Stream, connection: Connection) => Promise<void> }

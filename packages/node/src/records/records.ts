@@ -399,6 +399,19 @@ export class RecordsService {
   }
 
   /**
+   * The supernodes that keep a user's records, found as this node places
+   * them: other things kept for the user go there too (the mailbox).
+   */
+  async closestSupernodes(name: string, options: { signal?: AbortSignal } = {}): Promise<PeerId[]> {
+    return await this.#targets(name, options)
+  }
+
+  /** The replicas' worth of these supernodes closest to a user's key (this node among them when it serves). */
+  nearestSupernodes(name: string, peers: Iterable<PeerId>): PeerId[] {
+    return this.#nearest(name, peers)
+  }
+
+  /**
    * Where a record goes: the closest of the supernodes this node knows (no
    * DHT walk: a walk costs a score of requests, and the supernodes that keep
    * the directory know each other), else those a DHT walk finds.
