@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { accountRegister, login, logout, renew, search, whoami } from './commands/account.ts'
+import { contactsCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
@@ -25,6 +26,10 @@ export const COMMANDS: Command[] = [
   renew,
   whoami,
   search,
+  contactsCommand,
+  statusCommand,
+  msgCommand,
+  historyCommand,
   ...notBuilt
 ]
 

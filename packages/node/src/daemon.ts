@@ -5,6 +5,10 @@ import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
 import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
+import { chatRoutes } from './chat/api.ts'
+import { PresenceService } from './chat/presence.ts'
+import { ChatService } from './chat/service.ts'
+import { ChatStore } from './chat/store.ts'
 import { PublicRanges } from './nat/ranges.ts'
 import { ParleyNode } from './node.ts'
 import type { Role } from './overlay/libp2p.ts'
@@ -40,6 +44,8 @@ export interface RunningDaemon {
   node: ParleyNode
   links: SupernodeLinks
   relays: RelayReservations
+  chat: ChatService
+  presence: PresenceService
   api: LocalApi
   /** The daemon's events (`GET /v1/events`). */
   events: EventHub
@@ -203,6 +209,15 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   }
   scheduleRenewal()
 
+  // Contacts, presence and messages: the chat database, the services, their routes.
+  const chatStore = new ChatStore(join(profile.dir, 'chat.sqlite'))
+  const me = (): string | undefined => (valid() === undefined ? undefined : grant?.name)
+  const chat = new ChatService({ node, store: chatStore, device, me, emit })
+  const presence = new PresenceService({ node, store: chatStore, chat, me, emit })
+  await chat.start()
+  await presence.start()
+  void chat.drain().catch(() => {})
+
   const api = await startLocalApi(
     profile.dir,
     init.api ?? { host: '127.0.0.1', port: 0 },
@@ -252,7 +267,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         return { name: found.name, devices }
       }
     },
-    { events }
+    { events, routes: [chatRoutes(chat, presence)] }
   )
 
   let stopped: Promise<void> | undefined
@@ -260,6 +275,8 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     node,
     links,
     relays,
+    chat,
+    presence,
     api,
     events,
     checkNat,
@@ -277,9 +294,12 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         await api.close()
         events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
+        await presence.stop()
+        await chat.stop()
         await links.stop()
         await node.stop()
         cache.close()
+        chatStore.close()
       })()
       await stopped
     }

@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   STALE_REQUEST: { http: 401, exit: 1 },
   /** The device was logged out; log in again. */
   LOGGED_OUT: { http: 401, exit: 1 },
+  /** The user's settings or a block do not allow it (a blocked contact, a privacy setting). */
+  NOT_ALLOWED: { http: 403, exit: 1 },
   /** No such route or resource. */
   NOT_FOUND: { http: 404, exit: 1 },
   /** The HTTP method is not allowed on this route. */

@@ -177,6 +177,35 @@ export const LIMITS = {
     /** A message from an event-stream client (they only send pings); larger ones close the stream (1009). */
     eventClientMessageMaxBytes: 1024
   },
+  /** The daemon's side of chat: outbox, delivery, the local API's chat routes. */
+  chat: {
+    /** How often the outbox is worked through; failed attempts back off (doubling) to outboxMaxBackoffMs. */
+    outboxEveryMs: 2_000,
+    outboxMaxBackoffMs: 60_000,
+    /** Outbox entries tried per pass. */
+    outboxBatch: 200,
+    /** Finding and reaching a device, and its acknowledgement. */
+    deliverTimeoutMs: 5_000,
+    /** A chat stream with nothing on it for this long is closed. */
+    streamIdleMs: 30_000,
+    /** Lines one history or search request returns at most. */
+    historyMaxLimit: 1_000,
+    /** The message that goes with a contact request. */
+    requestMessageMaxLength: 500
+  },
+  /** Presence between contacts. */
+  presence: {
+    messageMaxBytes: 1024,
+    moodMaxLength: 140,
+    /** Contacts' devices hear from an online device this often… */
+    heartbeatMs: 10_000,
+    /** …and take it for offline after this long without a word (or at once when its connection closes). */
+    offlineAfterMs: 30_000,
+    sweepMs: 2_000,
+    pushTimeoutMs: 3_000,
+    /** Online turns to away after this long without the user doing anything. */
+    idleAwayMs: 10 * 60_000
+  },
   /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
   messaging: {
     /** A chat line or an edit's new text, in UTF-8 bytes. */

@@ -72,15 +72,24 @@ export const supernodeCommand: Command = {
   }
 }
 
-/** Calls the profile's running daemon. */
-async function callDaemon(ctx: CommandContext, path: string): Promise<Record<string, unknown>> {
+/** Calls the profile's running daemon (GET, or with a JSON body the method given). */
+export async function callDaemon(
+  ctx: CommandContext,
+  path: string,
+  request: { method?: 'POST' | 'PUT' | 'DELETE'; body?: object } = {}
+): Promise<Record<string, unknown>> {
   const dir = profileDir(ctx)
   const file = await readSecretFile(join(dir, 'api.json'))
   if (file === undefined) throw new ParleyError('NO_DAEMON', `no daemon runs for ${dir}: start one with "parley daemon --data ${dir}"`)
   const { url, token } = JSON.parse(file.toString('utf8')) as { url: string; token: string }
   let response: Response
   try {
-    response = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
+    response = await fetch(`${url}${path}`, {
+      method: request.method ?? 'GET',
+      headers: { authorization: `Bearer ${token}`, ...(request.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+      signal: AbortSignal.timeout(30_000)
+    })
   } catch {
     throw new ParleyError('NO_DAEMON', `the daemon of ${dir} does not answer at ${url}: is it running?`)
   }

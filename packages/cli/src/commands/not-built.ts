@@ -4,10 +4,6 @@ import type { Command } from '../context.ts'
 /** Commands in CONTRACT.md whose features are not built yet: each says so, clearly, with exit 1. */
 const PLANNED: Array<[string[], string, string]> = [
   [['up'], 'parley up [--data DIR] [--users a,b]', 'starts a whole network on this machine'],
-  [['contacts'], 'parley contacts add|accept|block|list ...', 'contacts'],
-  [['status'], 'parley status online|away|dnd|invisible [--mood TEXT]', 'sets presence'],
-  [['msg'], 'parley msg NAME TEXT', 'sends a chat message'],
-  [['history'], 'parley history NAME [--limit N]', 'a conversation'],
   [['send-file'], 'parley send-file NAME PATH', 'sends a file'],
   [['files'], 'parley files list|accept ...', 'file transfers'],
   [['call'], 'parley call NAME ...', 'a voice call'],

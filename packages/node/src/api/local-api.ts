@@ -35,6 +35,8 @@ export interface ApiHandlers {
 export interface LocalApiOptions {
   /** The daemon's events, served at `GET /v1/events`. Default: a hub of the API's own, closed with it. */
   events?: EventHub
+  /** Feature routes (chat, calls, files…), registered behind the same checks. */
+  routes?: Array<(app: FastifyInstance) => void>
 }
 
 export interface LocalApi {
@@ -138,6 +140,8 @@ export async function startLocalApi(
       })
     }
   )
+
+  for (const register of options.routes ?? []) register(app)
 
   await app.listen(listen)
   const address = app.server.address()

@@ -294,7 +294,8 @@ export class RecordsService {
   /** The user's newest records from the closest known supernodes, else from the closest a DHT walk finds. */
   async #find(name: string, options: { signal?: AbortSignal }): Promise<Found> {
     let hops = 0
-    for (let attempt = 0; attempt < 2 && this.#known.size >= LIMITS.overlay.recordReplicas; attempt++) {
+    // The supernodes known (and this one when it serves) first, even fewer than the replicas: a small network has no more.
+    for (let attempt = 0; attempt < 2 && (this.#known.size > 0 || this.#init.serve); attempt++) {
       const quick = await this.#ask(name, this.#nearest(name, this.#known.values()), options)
       hops++
       if (quick.records.length > 0) return { ...quick, hops }

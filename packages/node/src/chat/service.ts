@@ -1,0 +1,397 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { KeyPair } from '@parley/crypto'
+import {
+  applyShortcodes,
+  decodeEnvelope,
+  directConversation,
+  type Envelope,
+  encodeEnvelope,
+  type Kind,
+  LamportClock,
+  MessagingError,
+  signEnvelope
+} from '@parley/messaging'
+import { LIMITS, ParleyError } from '@parley/protocol'
+import type { ParleyNode } from '../node.ts'
+import type { ChatStore, Contact, MessageState, StoredMessage } from './store.ts'
+
+/**
+ * Contacts and messages between users' devices, with no message server.
+ *
+ * `/parley/chat/1.0.0`: on a hello-verified connection (direct or relayed),
+ * the sender writes envelopes (length-prefixed canonical bytes from
+ * @parley/messaging, each at most LIMITS.messaging.envelopeMaxBytes) and reads
+ * one JSON answer per envelope: `{"id", "ok": true}` or
+ * `{"id"?, "refused": {"code", "message"}}`. A refused envelope does not end
+ * the stream. The receiver stores before it answers, so an `ok` is durable.
+ *
+ * Who may send what: a user's own devices forward anything signed (history,
+ * contact list, copies of what the user sent); anyone else sends only
+ * envelopes it signed itself (`from` is its verified name, `device` its peer
+ * id). A blocked user's envelopes are answered `ok` and dropped (it is not
+ * told); with the privacy setting "contacts", strangers may not send
+ * messages (NOT_ALLOWED), only contact requests when requests are open to anyone.
+ */
+export const CHAT_PROTOCOL = '/parley/chat/1.0.0'
+
+export type Privacy = 'anyone' | 'contacts'
+export type ChatRefusal = 'NO_CREDENTIAL' | 'FORGED' | 'NOT_ALLOWED' | 'NOT_FOR_ME' | MessagingError['code']
+
+export interface ChatComponents {
+  node: ParleyNode
+  store: ChatStore
+  device: KeyPair
+  /** This device's user name (from its credential); undefined while logged out. */
+  me: () => string | undefined
+  /** Live events for the local API. */
+  emit: (type: string, data: object) => void
+}
+
+export interface SendResult {
+  id: string
+  state: MessageState
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export class ChatService {
+  readonly #c: ChatComponents
+  readonly clock: LamportClock
+  #timer: ReturnType<typeof setInterval> | undefined
+  #draining: Promise<void> | undefined
+
+  constructor(components: ChatComponents) {
+    this.#c = components
+    this.clock = new LamportClock(components.store.maxLamport())
+  }
+
+  async start(): Promise<void> {
+    await this.#c.node.libp2p.handle(
+      CHAT_PROTOCOL,
+      async (stream, connection) => {
+        await this.#serve(stream, connection).catch((err: unknown) => {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+      },
+      { runOnLimitedConnection: true }
+    )
+    this.#timer = setInterval(() => void this.drain().catch(() => {}), LIMITS.chat.outboxEveryMs)
+    this.#timer.unref?.()
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    await this.#draining?.catch(() => {})
+    await this.#c.node.libp2p.unhandle(CHAT_PROTOCOL).catch(() => {})
+  }
+
+  get privacy(): Privacy {
+    return this.#c.store.setting('privacy') === 'contacts' ? 'contacts' : 'anyone'
+  }
+
+  set privacy(privacy: Privacy) {
+    this.#c.store.setSetting('privacy', privacy)
+  }
+
+  // Contacts (kept by the user's own devices; every change goes to the other devices too).
+
+  contacts(): Contact[] {
+    return this.#c.store.contacts()
+  }
+
+  async addContact(name: string, message?: string): Promise<Contact> {
+    const me = this.#me()
+    if (name === me) throw new ParleyError('INVALID_REQUEST', 'you cannot add yourself as a contact')
+    const current = this.#c.store.contact(name)
+    // A request from them waiting here: adding them accepts it.
+    if (current?.state === 'incoming') return await this.acceptContact(name)
+    this.#c.store.setContact(name, 'requested', message ?? null)
+    await this.#send(name, 'contact', { action: 'request', ...(message === undefined ? {} : { message }) })
+    return this.#c.store.contact(name) as Contact
+  }
+
+  async acceptContact(name: string): Promise<Contact> {
+    this.#c.store.setContact(name, 'accepted')
+    await this.#send(name, 'contact', { action: 'accept' })
+    return this.#c.store.contact(name) as Contact
+  }
+
+  async declineContact(name: string): Promise<Contact> {
+    this.#c.store.setContact(name, 'declined')
+    await this.#send(name, 'contact', { action: 'decline' })
+    return this.#c.store.contact(name) as Contact
+  }
+
+  async removeContact(name: string): Promise<void> {
+    this.#c.store.setContact(name, 'removed')
+    await this.#send(name, 'contact', { action: 'remove' })
+  }
+
+  /** Blocks a user: nothing of theirs reaches storage, they see no presence, and they are not told. */
+  block(name: string): Contact {
+    this.#c.store.setContact(name, 'blocked')
+    this.#c.emit('contacts.changed', { name, state: 'blocked' })
+    return this.#c.store.contact(name) as Contact
+  }
+
+  isBlocked(name: string): boolean {
+    return this.#c.store.contact(name)?.state === 'blocked'
+  }
+
+  isContact(name: string): boolean {
+    return this.#c.store.contact(name)?.state === 'accepted'
+  }
+
+  // Messages.
+
+  /** Sends a chat line: kept and queued durably before this resolves; delivered directly when a device of the user is online, else stored in mailboxes. */
+  async message(to: string, text: string, options: { replyTo?: string } = {}): Promise<SendResult> {
+    const bytes = encoder.encode(text).length
+    if (text.trim() === '') throw new ParleyError('INVALID_REQUEST', 'an empty message')
+    if (bytes > LIMITS.messaging.textMaxBytes)
+      throw new ParleyError('PAYLOAD_TOO_LARGE', `a message is at most ${LIMITS.messaging.textMaxBytes} bytes of text (this one: ${bytes})`)
+    if (this.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked: unblock them to write to them`)
+    const body = { text: applyShortcodes(text), ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }) }
+    const id = await this.#send(to, 'text', body)
+    return { id, state: this.#c.store.message(id)?.state ?? 'pending' }
+  }
+
+  async edit(to: string, target: string, text: string): Promise<string> {
+    this.#ownLine(target)
+    return await this.#send(to, 'edit', { target, text: applyShortcodes(text) })
+  }
+
+  async delete(to: string, target: string): Promise<string> {
+    this.#ownLine(target)
+    return await this.#send(to, 'delete', { target })
+  }
+
+  history(name: string, limit: number): StoredMessage[] {
+    return this.#c.store.history(directConversation(this.#me(), name), limit)
+  }
+
+  search(query: string, limit: number): StoredMessage[] {
+    return this.#c.store.search(query, limit)
+  }
+
+  /** One pass over the outbox: every due entry is tried directly, then left for the mailbox. */
+  async drain(): Promise<void> {
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined
+    })
+    await this.#draining
+  }
+
+  async #drain(): Promise<void> {
+    const due = this.#c.store.due(Date.now(), LIMITS.chat.outboxBatch)
+    const byDevice = new Map<string, typeof due>()
+    for (const entry of due) byDevice.set(entry.device, [...(byDevice.get(entry.device) ?? []), entry])
+    await Promise.all(
+      [...byDevice.entries()].map(async ([device, entries]) => {
+        const { acked: delivered, refused } = await this.#deliver(
+          device,
+          entries.map((e) => e.raw)
+        ).catch(() => ({ acked: new Set<string>(), refused: new Map<string, string>() }))
+        for (const e of entries) {
+          const refusal = refused.get(e.envelopeId)
+          if (refusal !== undefined) {
+            // Refused for good (privacy, not for this user): no retry; the sender sees why.
+            this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
+            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'refused'))
+              this.#c.emit('message.state', { id: e.envelopeId, state: 'refused', reason: refusal })
+          } else if (delivered.has(e.envelopeId)) {
+            this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
+            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'delivered'))
+              this.#c.emit('message.state', { id: e.envelopeId, state: 'delivered' })
+          } else {
+            const backoff = Math.min(LIMITS.chat.outboxMaxBackoffMs, LIMITS.chat.outboxEveryMs * 2 ** Math.min(e.attempts, 10))
+            this.#c.store.settle(e.envelopeId, device, e.state, Date.now() + backoff)
+          }
+        }
+      })
+    )
+  }
+
+  /** Sends envelopes to one device if it can be reached now; the ids it acknowledged, and those it refused (with the code). */
+  async #deliver(device: string, raws: Uint8Array[]): Promise<{ acked: Set<string>; refused: Map<string, string> }> {
+    const { node } = this.#c
+    const peer = peerIdFromString(device)
+    const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
+    const connection = await node.libp2p.dial(peer, { signal })
+    const hello = await node.hello.greet(connection)
+    if (!hello.ok) throw new Error(`hello: ${hello.reason}`)
+    const stream = await connection.newStream(CHAT_PROTOCOL, { signal, runOnLimitedConnection: true })
+    const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
+    const acked = new Set<string>()
+    const refused = new Map<string, string>()
+    try {
+      for (const raw of raws) {
+        await lp.write(raw, { signal })
+        const answer = JSON.parse(decoder.decode((await lp.read({ signal })).subarray())) as {
+          id?: string
+          ok?: boolean
+          refused?: { code?: string }
+        }
+        if (typeof answer.id !== 'string') continue
+        if (answer.ok === true) acked.add(answer.id)
+        else if (answer.refused?.code === 'NOT_ALLOWED' || answer.refused?.code === 'NOT_FOR_ME')
+          refused.set(answer.id, answer.refused.code)
+      }
+      await stream.close({ signal }).catch(() => {})
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+    return { acked, refused }
+  }
+
+  /** Signs, keeps and queues an envelope for the other user's devices and this user's other devices; tries at once. */
+  async #send(to: string, kind: Kind, body: Record<string, unknown>): Promise<string> {
+    const me = this.#me()
+    const envelope = signEnvelope({ conv: directConversation(me, to), kind, from: me, lamport: this.clock.tick(), body }, this.#c.device)
+    const raw = encodeEnvelope(envelope)
+    this.#c.store.add(envelope, raw, 'pending')
+    const theirs = await this.#devicesOf(to)
+    const mine = (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
+    this.#c.store.enqueue(envelope.id, to, theirs)
+    this.#c.store.enqueue(envelope.id, me, mine)
+    await this.drain()
+    return envelope.id
+  }
+
+  /** A user's devices: online now (directory) and seen before. */
+  async #devicesOf(name: string): Promise<string[]> {
+    try {
+      const found = await this.#c.node.records.whois(name, { signal: AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs) })
+      for (const d of found.devices) {
+        this.#c.store.rememberDevice(name, d.peerId)
+        if (d.addrs.length > 0)
+          await this.#c.node.libp2p.peerStore
+            .merge(peerIdFromString(d.peerId), { multiaddrs: d.addrs.map((a) => multiaddrOf(a)) })
+            .catch(() => {})
+      }
+    } catch {
+      // Not found now: the devices seen before still get it (through the mailboxes).
+    }
+    return this.#c.store.devicesOf(name, LIMITS.overlay.devicesPerUser)
+  }
+
+  #ownLine(id: string): void {
+    const line = this.#c.store.message(id)
+    if (line === undefined) throw new ParleyError('NOT_FOUND', `no message ${id}`)
+    if (line.from !== this.#me()) throw new ParleyError('NOT_ALLOWED', 'only your own messages can be edited or deleted')
+  }
+
+  #me(): string {
+    const me = this.#c.me()
+    if (me === undefined) throw new ParleyError('NOT_LOGGED_IN', 'this device is not logged in')
+    return me
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(LIMITS.chat.streamIdleMs)
+    const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
+    const answer = async (body: object): Promise<void> => {
+      await lp.write(encoder.encode(JSON.stringify(body)), { signal })
+    }
+    const peer = this.#c.node.hello.verified(connection.remotePeer)
+    if (peer === undefined) {
+      await answer({ refused: { code: 'NO_CREDENTIAL', message: 'say hello with a valid credential first' } })
+      await stream.close({ signal }).catch(() => {})
+      return
+    }
+    for (;;) {
+      let frame: Uint8Array
+      try {
+        frame = (await lp.read({ signal })).subarray()
+      } catch {
+        break
+      }
+      const outcome = this.#receive(frame, peer.name, connection.remotePeer)
+      await answer(
+        outcome.ok ? { id: outcome.id, ok: true } : { ...(outcome.id === undefined ? {} : { id: outcome.id }), refused: outcome.refused }
+      )
+    }
+    await stream.close({ signal }).catch(() => {})
+  }
+
+  /** Checks and keeps one envelope that came from `sender` (a verified user name) over `via`. */
+  #receive(
+    frame: Uint8Array,
+    sender: string,
+    via: PeerId | undefined
+  ): { ok: true; id: string } | { ok: false; id?: string; refused: { code: ChatRefusal; message: string } } {
+    let envelope: Envelope
+    try {
+      envelope = decodeEnvelope(frame)
+    } catch (err) {
+      const code = err instanceof MessagingError ? err.code : 'MALFORMED'
+      return { ok: false, refused: { code, message: (err as Error).message } }
+    }
+    // Whatever comes next from this device is after what it has seen.
+    this.clock.observe(envelope.lamport)
+    const me = this.#c.me()
+    const refuse = (code: ChatRefusal, message: string) => ({ ok: false as const, id: envelope.id, refused: { code, message } })
+    if (me === undefined) return refuse('NOT_FOR_ME', 'this device is logged out')
+    const ownDevice = sender === me
+    if (!ownDevice && (envelope.from !== sender || (via !== undefined && envelope.device !== via.toString())))
+      return refuse('FORGED', 'an envelope must be signed by the device that sends it')
+    const other = envelope.from === me ? undefined : envelope.from
+    if (!ownDevice && envelope.conv !== directConversation(me, envelope.from))
+      return refuse('NOT_FOR_ME', 'not a conversation of this user')
+    // Blocked: taken and dropped, never stored, and the sender is not told.
+    if (other !== undefined && this.isBlocked(other)) return { ok: true, id: envelope.id }
+    if (other !== undefined && !ownDevice && envelope.kind !== 'contact' && this.privacy === 'contacts' && !this.isContact(other))
+      return refuse('NOT_ALLOWED', `${me} takes messages from contacts only`)
+    this.#c.store.rememberDevice(envelope.from, envelope.device)
+    const added = this.#c.store.add(envelope, frame, envelope.from === me ? 'delivered' : 'received')
+    if (added === 'added') this.#apply(envelope, me)
+    return { ok: true, id: envelope.id }
+  }
+
+  #apply(envelope: Envelope, me: string): void {
+    const other = envelope.from === me ? undefined : envelope.from
+    switch (envelope.kind) {
+      case 'text':
+        this.#c.emit('message.received', this.#c.store.message(envelope.id) ?? { id: envelope.id })
+        return
+      case 'edit':
+      case 'delete':
+        this.#c.emit('message.changed', this.#c.store.message(String(envelope.body.target)) ?? { id: envelope.body.target })
+        return
+      case 'contact': {
+        const action = envelope.body.action
+        if (other === undefined) return
+        const current = this.#c.store.contact(other)?.state
+        if (action === 'request') {
+          if (current === 'accepted') {
+            // They lost us (a new device, a removal undone): accept again.
+            void this.#send(other, 'contact', { action: 'accept' }).catch(() => {})
+          } else if (current === 'requested') {
+            this.#c.store.setContact(other, 'accepted')
+            void this.#send(other, 'contact', { action: 'accept' }).catch(() => {})
+          } else {
+            this.#c.store.setContact(other, 'incoming', typeof envelope.body.message === 'string' ? envelope.body.message : null)
+          }
+        } else if (action === 'accept' && (current === 'requested' || current === 'accepted')) {
+          this.#c.store.setContact(other, 'accepted')
+        } else if (action === 'decline' && current === 'requested') {
+          this.#c.store.setContact(other, 'declined')
+        } else if (action === 'remove' && current !== undefined) {
+          this.#c.store.setContact(other, 'removed')
+        }
+        this.#c.emit('contacts.changed', this.#c.store.contact(other) ?? { name: other })
+        return
+      }
+      default:
+        this.#c.emit(`message.${envelope.kind}`, { id: envelope.id, from: envelope.from, body: envelope.body })
+    }
+  }
+}
+
+function multiaddrOf(a: string) {
+  return multiaddr(a)
+}

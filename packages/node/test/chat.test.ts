@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { generateKeyPair, type KeyPair } from '@parley/crypto'
+import { testNetwork } from '@parley/testing'
+import { ChatService, ChatStore, ParleyNode, PresenceService } from '../src/index.ts'
+
+const network = testNetwork()
+
+interface Peer {
+  name: string
+  device: KeyPair
+  node: ParleyNode
+  store: ChatStore
+  chat: ChatService
+  presence: PresenceService
+  events: Array<{ type: string; data: Record<string, unknown> }>
+  stop(): Promise<void>
+}
+
+const peers: Peer[] = []
+let seed: ParleyNode
+
+async function startPeer(name: string, device: KeyPair = generateKeyPair(), store = new ChatStore(':memory:')): Promise<Peer> {
+  const credential = network.credentialFor(device, name)
+  const node = await ParleyNode.create({
+    role: 'client',
+    deviceSeed: device.seed,
+    trustedKeys: network.trustedKeys,
+    credential: () => credential,
+    privateAddresses: true
+  })
+  await node.start()
+  assert.equal((await node.connect(seed.addresses[0] as string)).ok, true)
+  await node.records.publish({ addrs: node.addresses, presence: 'online' })
+  const events: Peer['events'] = []
+  const emit = (type: string, data: object): void => {
+    events.push({ type, data: data as Record<string, unknown> })
+  }
+  const chat = new ChatService({ node, store, device, me: () => name, emit })
+  const presence = new PresenceService({ node, store, chat, me: () => name, emit })
+  await chat.start()
+  await presence.start()
+  const peer: Peer = {
+    name,
+    device,
+    node,
+    store,
+    chat,
+    presence,
+    events,
+    async stop() {
+      await presence.stop()
+      await chat.stop()
+      await node.stop()
+    }
+  }
+  peers.push(peer)
+  return peer
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<number> {
+  const started = performance.now()
+  while (!check()) {
+    if (performance.now() - started > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return performance.now() - started
+}
+
+before(async () => {
+  const device = generateKeyPair()
+  const credential = network.credentialFor(device, 'chat_supernode')
+  seed = await ParleyNode.create({
+    role: 'supernode',
+    deviceSeed: device.seed,
+    trustedKeys: network.trustedKeys,
+    credential: () => credential,
+    privateAddresses: true
+  })
+  await seed.start()
+})
+
+after(async () => {
+  for (const p of peers) await p.stop().catch(() => {})
+  await seed.stop()
+})
+
+describe('contacts, presence and direct messages between two online devices', () => {
+  let alice: Peer
+  let bob: Peer
+
+  before(async () => {
+    alice = await startPeer('alice_chat')
+    bob = await startPeer('bob_chat')
+  })
+
+  it('asks, and becomes a contact on both sides when accepted', async () => {
+    await alice.chat.addContact('bob_chat', 'hello from alice')
+    await until('bob sees the request', () => bob.chat.contacts().some((c) => c.name === 'alice_chat' && c.state === 'incoming'))
+    assert.equal(bob.chat.contacts()[0]?.message, 'hello from alice')
+    assert.equal(alice.chat.contacts()[0]?.state, 'requested')
+    await bob.chat.acceptContact('alice_chat')
+    await until('alice sees the acceptance', () => alice.chat.isContact('bob_chat'))
+    assert.equal(bob.chat.isContact('alice_chat'), true)
+  })
+
+  it('delivers a message directly, acknowledged, with shortcodes turned into emoji', async () => {
+    const sent = await alice.chat.message('bob_chat', 'hi bob :)')
+    assert.equal(sent.state, 'delivered')
+    const [line] = bob.chat.history('alice_chat', 10)
+    assert.equal(line?.id, sent.id)
+    assert.equal(line?.text, 'hi bob 🙂')
+    assert.equal(line?.from, 'alice_chat')
+    assert.equal(alice.chat.history('bob_chat', 10)[0]?.state, 'delivered')
+    assert.ok(bob.events.some((e) => e.type === 'message.received' && e.data.id === sent.id))
+  })
+
+  it('keeps one order on both sides, applies edits and deletes, and finds lines by full-text search', async () => {
+    const one = await alice.chat.message('bob_chat', 'first of three')
+    await bob.chat.message('alice_chat', 'second, from bob')
+    const three = await alice.chat.message('bob_chat', 'third and typo')
+    await alice.chat.edit('bob_chat', three.id, 'third, fixed')
+    await alice.chat.delete('bob_chat', one.id)
+    await until('bob has the edit', () => bob.chat.history('alice_chat', 10).some((m) => m.id === three.id && m.edited))
+    const texts = (p: Peer, other: string) => p.chat.history(other, 10).map((m) => (m.deleted ? '(deleted)' : m.text))
+    assert.deepEqual(texts(alice, 'bob_chat'), texts(bob, 'alice_chat'))
+    assert.deepEqual(texts(bob, 'alice_chat').slice(-3), ['(deleted)', 'second, from bob', 'third, fixed'])
+    assert.deepEqual(
+      bob.chat.search('fixed', 10).map((m) => m.id),
+      [three.id]
+    )
+    assert.deepEqual(bob.chat.search('typo', 10), [])
+    await assert.rejects(bob.chat.edit('alice_chat', three.id, 'not mine'), /only your own messages/)
+  })
+
+  it('pushes presence and mood to the contact within a second', async () => {
+    await alice.presence.set('away', 'at lunch')
+    const ms = await until('bob sees alice away', () => bob.presence.of('alice_chat').presence === 'away', 1_000)
+    assert.equal(bob.presence.of('alice_chat').mood, 'at lunch')
+    await alice.presence.set('invisible')
+    await until('invisible looks offline', () => bob.presence.of('alice_chat').presence === 'offline', 1_000)
+    // Invisible still receives.
+    const sent = await bob.chat.message('alice_chat', 'are you there?')
+    assert.equal(sent.state, 'delivered')
+    await alice.presence.set('online')
+    await until('bob sees alice online', () => bob.presence.of('alice_chat').presence === 'online', 1_000)
+    assert.ok(ms < 1_000)
+  })
+
+  it('refuses oversized and empty messages with a clear error', async () => {
+    await assert.rejects(alice.chat.message('bob_chat', 'x'.repeat(70_000)), /at most 65536 bytes/)
+    await assert.rejects(alice.chat.message('bob_chat', '   '), /empty/)
+  })
+})
+
+describe('a message to a device that is offline waits in the outbox and arrives exactly once', () => {
+  it('survives the recipient being away, and is delivered once it is back', async () => {
+    const carol = await startPeer('carol_chat')
+    const daveDevice = generateKeyPair()
+    const daveStore = new ChatStore(':memory:')
+    let dave = await startPeer('dave_chat', daveDevice, daveStore)
+    await carol.chat.addContact('dave_chat')
+    await until('dave sees the request', () => dave.chat.contacts().length === 1)
+    await dave.chat.acceptContact('carol_chat')
+    await dave.stop()
+    peers.splice(peers.indexOf(dave), 1)
+    const sent = await carol.chat.message('dave_chat', 'while you were out')
+    assert.notEqual(sent.state, 'delivered')
+    dave = await startPeer('dave_chat', daveDevice, daveStore)
+    await carol.chat.drain()
+    await until('dave has it', () => dave.chat.history('carol_chat', 10).some((m) => m.id === sent.id), 10_000)
+    await carol.chat.drain()
+    assert.equal(dave.chat.history('carol_chat', 10).filter((m) => m.id === sent.id).length, 1)
+    await until('carol sees delivered', () => carol.chat.history('dave_chat', 10).find((m) => m.id === sent.id)?.state === 'delivered')
+    assert.equal(carol.store.outboxSize(), 0)
+  })
+})
+
+describe('blocking and privacy', () => {
+  it('drops a blocked user’s messages without telling them, and refuses strangers when set to contacts only', async () => {
+    const erin = await startPeer('erin_chat')
+    const mallory = await startPeer('mallory_chat')
+    const stranger = await startPeer('stranger_chat')
+    await mallory.chat.addContact('erin_chat', 'let me in')
+    await until('erin sees the request', () => erin.chat.contacts().length === 1)
+    erin.chat.block('mallory_chat')
+    const sent = await mallory.chat.message('erin_chat', 'you cannot block me')
+    assert.equal(sent.state, 'delivered', 'the blocked sender is not told')
+    assert.deepEqual(erin.chat.history('mallory_chat', 10), [])
+    await mallory.presence.set('online')
+    assert.equal(erin.presence.of('mallory_chat').presence, 'offline')
+    erin.chat.privacy = 'contacts'
+    const refused = await stranger.chat.message('erin_chat', 'hello?')
+    assert.equal(refused.state, 'refused')
+    assert.deepEqual(erin.chat.history('stranger_chat', 10), [])
+  })
+})
