@@ -85,6 +85,8 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     credential: valid,
     privateAddresses,
     publicRanges: PublicRanges.of(init.publicRanges ?? []),
+    // A supernode keeps the mailboxes it holds on disk: a restart loses no acknowledged item.
+    mailbox: { path: join(profile.dir, 'mailbox.sqlite') },
     ...(init.listen === undefined ? {} : { listen: init.listen })
   })
   await node.start()
@@ -216,6 +218,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   const presence = new PresenceService({ node, store: chatStore, chat, me, emit })
   await chat.start()
   await presence.start()
+  void chat.collect().catch(() => {})
   void chat.drain().catch(() => {})
 
   const api = await startLocalApi(

@@ -77,6 +77,8 @@ export const LIMITS = {
     /** A records request or answer. */
     recordsMessageMaxBytes: 64 * 1024,
     recordsTimeoutMs: 5_000,
+    /** A DHT walk for the supernodes closest to a user; then the supernodes already known answer. */
+    walkTimeoutMs: 2_000,
     /** NAT and firewall determination (`/parley/nat/1.0.0` and STUN on supernodes). */
     nat: {
       /** A probe request or answer. */
@@ -186,6 +188,8 @@ export const LIMITS = {
     outboxBatch: 200,
     /** Finding and reaching a device, and its acknowledgement. */
     deliverTimeoutMs: 5_000,
+    /** How often a device looks in its mailboxes (and at once when it starts). */
+    collectEveryMs: 30_000,
     /** A chat stream with nothing on it for this long is closed. */
     streamIdleMs: 30_000,
     /** Lines one history or search request returns at most. */

@@ -12,6 +12,9 @@ import {
   type Kind,
   LamportClock,
   MessagingError,
+  open,
+  publicKeyOfPeerId,
+  seal,
   signEnvelope
 } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
@@ -62,6 +65,7 @@ export class ChatService {
   readonly #c: ChatComponents
   readonly clock: LamportClock
   #timer: ReturnType<typeof setInterval> | undefined
+  #collector: ReturnType<typeof setInterval> | undefined
   #draining: Promise<void> | undefined
 
   constructor(components: ChatComponents) {
@@ -81,10 +85,13 @@ export class ChatService {
     )
     this.#timer = setInterval(() => void this.drain().catch(() => {}), LIMITS.chat.outboxEveryMs)
     this.#timer.unref?.()
+    this.#collector = setInterval(() => void this.collect().catch(() => {}), LIMITS.chat.collectEveryMs)
+    this.#collector.unref?.()
   }
 
   async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
+    if (this.#collector !== undefined) clearInterval(this.#collector)
     await this.#draining?.catch(() => {})
     await this.#c.node.libp2p.unhandle(CHAT_PROTOCOL).catch(() => {})
   }
@@ -203,6 +210,11 @@ export class ChatService {
             this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
             if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'refused'))
               this.#c.emit('message.state', { id: e.envelopeId, state: 'refused', reason: refusal })
+          } else if (!delivered.has(e.envelopeId) && e.state === 'pending' && (await this.#store(e))) {
+            // Not reachable now: sealed to that device and left in its user's mailboxes; it fetches it when it comes back.
+            this.#c.store.forget(e.envelopeId, device)
+            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'stored'))
+              this.#c.emit('message.state', { id: e.envelopeId, state: 'stored' })
           } else if (delivered.has(e.envelopeId)) {
             this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
             if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'delivered'))
@@ -214,6 +226,59 @@ export class ChatService {
         }
       })
     )
+  }
+
+  /** Seals an envelope to one device and deposits it in its user's mailboxes; whether any took it. */
+  async #store(entry: { envelopeId: string; recipient: string; device: string; raw: Uint8Array }): Promise<boolean> {
+    const key = publicKeyOfPeerId(entry.device)
+    if (key === undefined) return false
+    try {
+      const { mailbox } = this.#c.node
+      const item = mailbox.item({ id: entry.envelopeId, to: entry.recipient, device: entry.device, sealed: await seal(entry.raw, key) })
+      const result = await mailbox.deposit(item, { signal: AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs) })
+      return result.stored > 0
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * Fetches what waits for this device in its mailboxes, opens and checks
+   * every envelope as if it had come directly, keeps it, then deletes the
+   * copies and tells the senders it was delivered. Resolves with how many new envelopes came.
+   */
+  async collect(): Promise<number> {
+    const me = this.#c.me()
+    if (me === undefined) return 0
+    const { mailbox } = this.#c.node
+    const found = await mailbox.collect(me, { signal: AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs * 2) })
+    let added = 0
+    const receipts = new Map<string, string[]>()
+    for (const item of found.items) {
+      let frame: Uint8Array
+      try {
+        frame = await open(item.sealed, this.#c.device.seed)
+      } catch {
+        continue
+      }
+      const before = this.#c.store.raw(envelopeIdOf(frame) ?? '') !== undefined
+      const outcome = this.#receive(frame, item.from, peerIdFromString(item.fromDevice))
+      if (!outcome.ok || before) continue
+      added++
+      const line = this.#c.store.message(outcome.id)
+      if (line !== undefined && item.from !== me) receipts.set(item.from, [...(receipts.get(item.from) ?? []), outcome.id])
+    }
+    if (found.items.length > 0) await mailbox.remove(found.items).catch(() => {})
+    // Receipts go out in the background: the senders may be offline too (then they wait in their mailboxes).
+    void (async () => {
+      for (const [sender, ids] of receipts) {
+        for (let i = 0; i < ids.length; i += LIMITS.messaging.receiptMaxIds) {
+          const chunk = ids.slice(i, i + LIMITS.messaging.receiptMaxIds)
+          await this.#send(sender, 'receipt', { ids: chunk, state: 'delivered' }, { toSelf: false }).catch(() => {})
+        }
+      }
+    })()
+    return added
   }
 
   /** Sends envelopes to one device if it can be reached now; the ids it acknowledged, and those it refused (with the code). */
@@ -249,13 +314,13 @@ export class ChatService {
   }
 
   /** Signs, keeps and queues an envelope for the other user's devices and this user's other devices; tries at once. */
-  async #send(to: string, kind: Kind, body: Record<string, unknown>): Promise<string> {
+  async #send(to: string, kind: Kind, body: Record<string, unknown>, options: { toSelf?: boolean } = {}): Promise<string> {
     const me = this.#me()
     const envelope = signEnvelope({ conv: directConversation(me, to), kind, from: me, lamport: this.clock.tick(), body }, this.#c.device)
     const raw = encodeEnvelope(envelope)
     this.#c.store.add(envelope, raw, 'pending')
     const theirs = await this.#devicesOf(to)
-    const mine = (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
+    const mine = options.toSelf === false ? [] : (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
     this.#c.store.enqueue(envelope.id, to, theirs)
     this.#c.store.enqueue(envelope.id, me, mine)
     await this.drain()
@@ -386,9 +451,27 @@ export class ChatService {
         this.#c.emit('contacts.changed', this.#c.store.contact(other) ?? { name: other })
         return
       }
+      case 'receipt': {
+        // The other side got (or read) lines this user wrote.
+        const state = envelope.body.state === 'read' ? 'read' : 'delivered'
+        for (const id of (envelope.body.ids as string[] | undefined) ?? []) {
+          if (this.#c.store.message(id)?.from === me && this.#c.store.raiseState(id, state)) this.#c.emit('message.state', { id, state })
+        }
+        return
+      }
       default:
         this.#c.emit(`message.${envelope.kind}`, { id: envelope.id, from: envelope.from, body: envelope.body })
     }
+  }
+}
+
+/** The id of an envelope in canonical JSON, without checking it (to tell a new arrival from a known one). */
+function envelopeIdOf(frame: Uint8Array): string | undefined {
+  try {
+    const id = (JSON.parse(decoder.decode(frame)) as { id?: unknown }).id
+    return typeof id === 'string' ? id : undefined
+  } catch {
+    return undefined
   }
 }
 

@@ -431,9 +431,14 @@ export class RecordsService {
     // The walk's depth: the routing table's peers are one request away, each peer they name one more.
     const depth = new Map<string, number>()
     let hops = 0
+    // An empty routing table (no other DHT server known: a one-supernode network) has nobody to walk to.
+    const table = (this.#c.libp2p.services.dht as unknown as { routingTable?: { size: number } }).routingTable
+    if (table !== undefined && table.size === 0) return { peers: this.#nearest(name, this.#known.values()), hops }
     try {
+      // Bounded on its own: in a small network (an empty routing table) libp2p's walk waits for peers until stopped.
+      const walkSignal = AbortSignal.timeout(LIMITS.overlay.walkTimeoutMs)
       for await (const event of this.#c.libp2p.services.dht.getClosestPeers(userKey(name), {
-        signal: options.signal ?? AbortSignal.timeout(LIMITS.overlay.recordsTimeoutMs)
+        signal: options.signal === undefined ? walkSignal : AbortSignal.any([options.signal, walkSignal])
       })) {
         if (event.name === 'PEER_RESPONSE') {
           const d = depth.get(event.from.toString()) ?? 1
