@@ -19,7 +19,7 @@ import {
 } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
 import type { ParleyNode } from '../node.ts'
-import type { ChatStore, Contact, MessageState, StoredMessage } from './store.ts'
+import type { ChatStore, Contact, ContactState, MessageState, StoredMessage } from './store.ts'
 
 /**
  * Contacts and messages between users' devices, with no message server.
@@ -117,32 +117,55 @@ export class ChatService {
     // A request from them waiting here: adding them accepts it.
     if (current?.state === 'incoming') return await this.acceptContact(name)
     this.#c.store.setContact(name, 'requested', message ?? null)
-    await this.#send(name, 'contact', { action: 'request', ...(message === undefined ? {} : { message }) })
+    await this.#send(name, 'contact', { action: 'request', ...(message === undefined ? {} : { message }) }, { toSelf: false })
+    await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async acceptContact(name: string): Promise<Contact> {
     this.#c.store.setContact(name, 'accepted')
-    await this.#send(name, 'contact', { action: 'accept' })
+    await this.#send(name, 'contact', { action: 'accept' }, { toSelf: false })
+    await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async declineContact(name: string): Promise<Contact> {
     this.#c.store.setContact(name, 'declined')
-    await this.#send(name, 'contact', { action: 'decline' })
+    await this.#send(name, 'contact', { action: 'decline' }, { toSelf: false })
+    await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async removeContact(name: string): Promise<void> {
     this.#c.store.setContact(name, 'removed')
-    await this.#send(name, 'contact', { action: 'remove' })
+    await this.#send(name, 'contact', { action: 'remove' }, { toSelf: false })
+    await this.#syncContacts([name])
   }
 
   /** Blocks a user: nothing of theirs reaches storage, they see no presence, and they are not told. */
   block(name: string): Contact {
     this.#c.store.setContact(name, 'blocked')
     this.#c.emit('contacts.changed', { name, state: 'blocked' })
+    void this.#syncContacts([name]).catch(() => {})
     return this.#c.store.contact(name) as Contact
+  }
+
+  /** Tells this user's other devices the state of these contacts (the contact list is kept the same on all of them). */
+  async #syncContacts(names: string[]): Promise<void> {
+    const me = this.#me()
+    const mine = (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
+    if (mine.length === 0) return
+    const contacts = names.flatMap((n) => {
+      const c = this.#c.store.contact(n)
+      return c === undefined ? [] : [{ name: c.name, state: c.state }]
+    })
+    const envelope = signEnvelope(
+      { conv: directConversation(me, me), kind: 'sync', from: me, lamport: this.clock.tick(), body: { contacts } },
+      this.#c.device
+    )
+    this.#c.store.add(envelope, encodeEnvelope(envelope), 'delivered')
+    this.#c.store.enqueue(envelope.id, me, mine)
+    await this.drain()
   }
 
   isBlocked(name: string): boolean {
@@ -449,6 +472,18 @@ export class ChatService {
           this.#c.store.setContact(other, 'removed')
         }
         this.#c.emit('contacts.changed', this.#c.store.contact(other) ?? { name: other })
+        void this.#syncContacts([other]).catch(() => {})
+        return
+      }
+      case 'sync': {
+        // Another device of this user: its contact states become this one's.
+        if (envelope.from !== me) return
+        const states = new Set(['requested', 'incoming', 'accepted', 'declined', 'blocked', 'removed'])
+        for (const c of (envelope.body.contacts as Array<{ name?: unknown; state?: unknown }> | undefined) ?? []) {
+          if (typeof c.name !== 'string' || typeof c.state !== 'string' || !states.has(c.state) || c.name === me) continue
+          this.#c.store.setContact(c.name, c.state as ContactState)
+          this.#c.emit('contacts.changed', this.#c.store.contact(c.name) ?? { name: c.name })
+        }
         return
       }
       case 'receipt': {
