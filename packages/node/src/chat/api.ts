@@ -104,6 +104,8 @@ export function chatRoutes(chat: ChatService, presence: PresenceService): (app: 
     app.post(
       '/v1/messages',
       {
+        // A text of LIMITS.messaging.textMaxBytes escaped in JSON, and more, so that an oversized one gets its own clear refusal.
+        bodyLimit: LIMITS.messaging.envelopeMaxBytes,
         schema: {
           body: {
             type: 'object',

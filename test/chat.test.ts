@@ -1,0 +1,177 @@
+// Contacts, presence and chat through the real `parley` program: a login
+// server, a supernode, and user daemons (one user on two devices) as separate
+// processes on loopback, driven by the command line as a user would.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { parley, type RunningRole, startRole } from '@parley/testing'
+
+const PASSWORD = 'chat test password 5'
+let dir: string
+const roles: RunningRole[] = []
+const daemons = new Map<string, RunningRole>()
+let net: string
+
+async function cli(profile: string, args: string[], input?: string): Promise<Record<string, unknown>> {
+  const r = await parley([...args, '--data', join(dir, profile), '--json'], input === undefined ? {} : { input })
+  assert.equal(r.code, 0, `parley ${args.join(' ')} (${profile}): ${r.stderr}`)
+  return JSON.parse(r.stdout) as Record<string, unknown>
+}
+
+async function daemon(profile: string): Promise<RunningRole> {
+  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
+  roles.push(r)
+  daemons.set(profile, r)
+  return r
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last = await probe()
+  while (!ok(last)) {
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
+    await new Promise((r) => setTimeout(r, 200))
+    last = await probe()
+  }
+  return last
+}
+
+type Line = { id: string; from: string; text: string; state: string }
+const history = async (profile: string, other: string): Promise<Line[]> => (await cli(profile, ['history', other])).messages as Line[]
+const contacts = async (profile: string): Promise<Array<{ name: string; state: string; presence?: string; mood?: string }>> =>
+  (await cli(profile, ['contacts', 'list'])).contacts as Array<{ name: string; state: string; presence?: string; mood?: string }>
+
+describe('two users chat from the command line: contacts, presence, offline messages, two devices', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-chat-'))
+    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
+    roles.push(login)
+    const net0 = join(dir, 'net0.json')
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
+    for (const [profile, name] of [
+      ['sn', 'chat_super'],
+      ['alice', 'alice_cli'],
+      ['bob', 'bob_cli']
+    ] as const) {
+      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
+      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
+    }
+    await cli('alice2', ['login', 'alice_cli', '--network', net0, '--password-stdin'], PASSWORD)
+    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
+    roles.push(sn)
+    net = join(dir, 'net.json')
+    const seed = (sn.ready.addrs as string[])[0] as string
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
+    for (const profile of ['alice', 'alice2', 'bob']) await daemon(profile)
+  })
+  after(async () => {
+    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('adds each other as contacts', async () => {
+    const asked = await cli('alice', ['contacts', 'add', 'bob_cli', '--message', 'it is alice'])
+    assert.deepEqual(asked.contacts, [
+      {
+        name: 'bob_cli',
+        state: 'requested',
+        message: 'it is alice',
+        updatedAt: (asked.contacts as Array<{ updatedAt: number }>)[0]?.updatedAt
+      }
+    ])
+    await until(
+      'bob sees the request',
+      () => contacts('bob'),
+      (c) => c[0]?.state === 'incoming'
+    )
+    await cli('bob', ['contacts', 'accept', 'alice_cli'])
+    await until(
+      'alice sees bob accepted',
+      () => contacts('alice'),
+      (c) => c[0]?.state === 'accepted'
+    )
+    await until(
+      'alice’s second device too',
+      () => contacts('alice2'),
+      (c) => c[0]?.state === 'accepted'
+    )
+  })
+
+  it('sees each other’s presence and mood', async () => {
+    const set = await cli('alice', ['status', 'dnd', '--mood', 'writing tests'])
+    assert.equal(set.presence, 'dnd')
+    const seen = await until(
+      'bob sees alice busy',
+      () => contacts('bob'),
+      (c) => c[0]?.presence === 'dnd',
+      3_000
+    )
+    assert.equal(seen[0]?.mood, 'writing tests')
+    await cli('alice', ['status', 'online'])
+  })
+
+  it('chats while both are online, on every device', async () => {
+    const sent = await cli('alice', ['msg', 'bob_cli', 'hello bob :)'])
+    assert.equal(sent.state, 'delivered')
+    const reply = await cli('bob', ['msg', 'alice_cli', 'hi alice'])
+    assert.equal(reply.state, 'delivered')
+    const bobs = await until(
+      'bob has both lines',
+      () => history('bob', 'alice_cli'),
+      (h) => h.length === 2
+    )
+    assert.deepEqual(
+      bobs.map((m) => [m.from, m.text]),
+      [
+        ['alice_cli', 'hello bob 🙂'],
+        ['bob_cli', 'hi alice']
+      ]
+    )
+    const ids = bobs.map((m) => m.id)
+    await until(
+      'alice’s devices have the same history',
+      () => history('alice2', 'bob_cli'),
+      (h) => h.map((m) => m.id).join() === ids.join()
+    )
+    assert.deepEqual(
+      (await history('alice', 'bob_cli')).map((m) => m.id),
+      ids
+    )
+  })
+
+  it('chats with one offline: stored, then delivered when back; a killed sender loses and doubles nothing', async () => {
+    await daemons.get('bob')?.stop()
+    const stored = await cli('alice', ['msg', 'bob_cli', 'while you were away'])
+    assert.equal(stored.state, 'stored')
+    // The sender is killed right after the command returned, and comes back.
+    await daemons.get('alice')?.stop('SIGKILL')
+    await daemon('alice')
+    await daemon('bob')
+    const lines = await until(
+      'bob gets it once back',
+      () => history('bob', 'alice_cli'),
+      (h) => h.some((m) => m.id === stored.id)
+    )
+    assert.equal(lines.filter((m) => m.id === stored.id).length, 1)
+    await until(
+      'alice learns it was delivered',
+      () => history('alice', 'bob_cli'),
+      (h) => h.find((m) => m.id === stored.id)?.state === 'delivered'
+    )
+    await until(
+      'alice’s second device has it too',
+      () => history('alice2', 'bob_cli'),
+      (h) => h.some((m) => m.id === stored.id)
+    )
+  })
+
+  it('refuses what the command line gets wrong, clearly', async () => {
+    const r = await parley(['msg', 'bob_cli', 'x'.repeat(70_000), '--data', join(dir, 'alice')])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /at most 65536 bytes/)
+    const bad = await parley(['contacts', 'befriend', 'bob_cli', '--data', join(dir, 'alice')])
+    assert.equal(bad.code, 2)
+  })
+})
