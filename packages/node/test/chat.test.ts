@@ -264,3 +264,47 @@ describe('one user on two devices', () => {
     await until('the block reaches the phone', () => phone.chat.isBlocked('ivan_chat'))
   })
 })
+
+describe('group chats', () => {
+  it('a group of five with two members offline: everyone ends with the same history; invite, topic, leave', async () => {
+    const names = ['grp_owner', 'grp_two', 'grp_three', 'grp_four', 'grp_five']
+    const devices = names.map(() => generateKeyPair())
+    const stores = names.map(() => new ChatStore(':memory:'))
+    const members = await Promise.all(names.map((n, i) => startPeer(n, devices[i], stores[i])))
+    const [owner, two, three, four, five] = members as [Peer, Peer, Peer, Peer, Peer]
+    const group = await owner.chat.createGroup('five of us', names.slice(1))
+    assert.deepEqual([...group.members].sort(), [...names].sort())
+    await until('everyone has the group', () => members.every((m) => m.chat.groups().length === 1))
+    // Two go offline.
+    for (const p of [four, five]) {
+      await p.stop()
+      peers.splice(peers.indexOf(p), 1)
+    }
+    const first = await owner.chat.groupMessage(group.conv, 'hello group')
+    const second = await two.chat.groupMessage(group.conv, 'hi all')
+    await three.chat.setTopic(group.conv, 'weekend plans')
+    assert.equal(first.state, 'delivered')
+    assert.equal(second.state, 'delivered')
+    // They come back and fetch from their mailboxes.
+    const back = await Promise.all([3, 4].map((i) => startPeer(names[i] as string, devices[i], stores[i])))
+    for (const p of back) await p.chat.collect()
+    const everyone = [owner, two, three, ...back]
+    const ids = (p: Peer) => p.chat.groupHistory(group.conv, 50).map((m) => m.id)
+    await until('every member has both lines', () => everyone.every((p) => ids(p).length === 2))
+    for (const p of everyone) assert.deepEqual(ids(p), ids(owner))
+    for (const p of everyone) assert.equal(p.chat.group(group.conv).topic, 'weekend plans')
+
+    // A sixth member is invited: they learn the group from the inviter, and can write to it.
+    const six = await startPeer('grp_six')
+    await two.chat.invite(group.conv, ['grp_six'])
+    await until('the new member has the group', () => six.chat.groups().length === 1)
+    assert.equal(six.chat.group(group.conv).members.length, 6)
+    await until('the others see six members', () => everyone.every((p) => p.chat.group(group.conv).members.length === 6))
+    const hello = await six.chat.groupMessage(group.conv, 'thanks for having me')
+    await until('everyone reads the newcomer', () => everyone.every((p) => ids(p).includes(hello.id)))
+    // Leaving: the others stop sending to them, and a line from a non-member is refused.
+    await three.chat.leave(group.conv)
+    await until('three is gone everywhere', () => [owner, six].every((p) => p.chat.group(group.conv).members.length === 5))
+    await assert.rejects(three.chat.groupMessage(group.conv, 'still here?'), /not a member/)
+  })
+})

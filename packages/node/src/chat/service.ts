@@ -9,9 +9,12 @@ import {
   directConversation,
   type Envelope,
   encodeEnvelope,
+  groupState,
+  isGroupConversation,
   type Kind,
   LamportClock,
   MessagingError,
+  newGroupId,
   open,
   publicKeyOfPeerId,
   seal,
@@ -51,6 +54,14 @@ export interface ChatComponents {
   me: () => string | undefined
   /** Live events for the local API. */
   emit: (type: string, data: object) => void
+}
+
+export interface GroupView {
+  conv: string
+  name: string
+  topic: string
+  creator: string
+  members: string[]
 }
 
 export interface SendResult {
@@ -180,10 +191,7 @@ export class ChatService {
 
   /** Sends a chat line: kept and queued durably before this resolves; delivered directly when a device of the user is online, else stored in mailboxes. */
   async message(to: string, text: string, options: { replyTo?: string } = {}): Promise<SendResult> {
-    const bytes = encoder.encode(text).length
-    if (text.trim() === '') throw new ParleyError('INVALID_REQUEST', 'an empty message')
-    if (bytes > LIMITS.messaging.textMaxBytes)
-      throw new ParleyError('PAYLOAD_TOO_LARGE', `a message is at most ${LIMITS.messaging.textMaxBytes} bytes of text (this one: ${bytes})`)
+    this.#checkText(text)
     if (this.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked: unblock them to write to them`)
     const body = { text: applyShortcodes(text), ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }) }
     const id = await this.#send(to, 'text', body)
@@ -338,16 +346,114 @@ export class ChatService {
 
   /** Signs, keeps and queues an envelope for the other user's devices and this user's other devices; tries at once. */
   async #send(to: string, kind: Kind, body: Record<string, unknown>, options: { toSelf?: boolean } = {}): Promise<string> {
+    return await this.#sendIn(directConversation(this.#me(), to), [to], kind, body, options)
+  }
+
+  /** Signs an envelope in a conversation, keeps it, and queues it for every device of these users (and this user's other devices). */
+  async #sendIn(
+    conv: string,
+    to: string[],
+    kind: Kind,
+    body: Record<string, unknown>,
+    options: { toSelf?: boolean; forward?: Uint8Array[]; forwardTo?: string[] } = {}
+  ): Promise<string> {
     const me = this.#me()
-    const envelope = signEnvelope({ conv: directConversation(me, to), kind, from: me, lamport: this.clock.tick(), body }, this.#c.device)
+    const envelope = signEnvelope({ conv, kind, from: me, lamport: this.clock.tick(), body }, this.#c.device)
     const raw = encodeEnvelope(envelope)
     this.#c.store.add(envelope, raw, 'pending')
-    const theirs = await this.#devicesOf(to)
+    const recipients = [...new Set(to.filter((n) => n.toLowerCase() !== me.toLowerCase()))]
+    const devices = await Promise.all(recipients.map(async (name) => [name, await this.#devicesOf(name)] as const))
     const mine = options.toSelf === false ? [] : (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
-    this.#c.store.enqueue(envelope.id, to, theirs)
+    for (const [name, theirs] of devices) {
+      // Envelopes of others this one brings along (a group's history for a new member) go first.
+      for (const f of options.forwardTo?.includes(name) === true ? (options.forward ?? []) : []) {
+        const id = envelopeIdOf(f)
+        if (id !== undefined) this.#c.store.enqueue(id, name, theirs)
+      }
+      this.#c.store.enqueue(envelope.id, name, theirs)
+    }
     this.#c.store.enqueue(envelope.id, me, mine)
     await this.drain()
     return envelope.id
+  }
+
+  // Groups: a conversation of up to LIMITS.messaging.groupMaxMembers users, each envelope sent by its author to every member's devices.
+
+  /** Creates a group with these members (this user included). */
+  async createGroup(name: string, members: string[]): Promise<GroupView> {
+    const me = this.#me()
+    const conv = newGroupId()
+    const others = [...new Set(members.filter((m) => m.toLowerCase() !== me.toLowerCase()))]
+    if (others.length + 1 > LIMITS.messaging.groupMaxMembers)
+      throw new ParleyError('INVALID_REQUEST', `a group has at most ${LIMITS.messaging.groupMaxMembers} members`)
+    await this.#sendIn(conv, others, 'group', { action: 'create', name, members: others })
+    return this.group(conv)
+  }
+
+  /** Invites more users: they get the group's history of membership and then the invitation; the members get the invitation. */
+  async invite(conv: string, members: string[]): Promise<GroupView> {
+    const state = this.#memberOf(conv)
+    const fresh = members.filter((m) => !state.members.some((x) => x.toLowerCase() === m.toLowerCase()))
+    if (fresh.length === 0) return this.group(conv)
+    const forward = this.#c.store.envelopesOfKind(conv, 'group')
+    await this.#sendIn(conv, [...state.members, ...fresh], 'group', { action: 'invite', members: fresh }, { forward, forwardTo: fresh })
+    return this.group(conv)
+  }
+
+  async leave(conv: string): Promise<void> {
+    const state = this.#memberOf(conv)
+    await this.#sendIn(conv, state.members, 'group', { action: 'leave' })
+  }
+
+  async setTopic(conv: string, topic: string): Promise<GroupView> {
+    const state = this.#memberOf(conv)
+    await this.#sendIn(conv, state.members, 'group', { action: 'topic', topic })
+    return this.group(conv)
+  }
+
+  async groupMessage(conv: string, text: string, options: { replyTo?: string } = {}): Promise<SendResult> {
+    const state = this.#memberOf(conv)
+    this.#checkText(text)
+    const body = { text: applyShortcodes(text), ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }) }
+    const id = await this.#sendIn(conv, state.members, 'text', body)
+    return { id, state: this.#c.store.message(id)?.state ?? 'pending' }
+  }
+
+  group(conv: string): GroupView {
+    if (!isGroupConversation(conv)) throw new ParleyError('NOT_FOUND', `${conv} is not a group`)
+    const state = groupState(this.#c.store.envelopesOfKind(conv, 'group').map((raw) => decodeEnvelope(raw)))
+    if (!state.created) throw new ParleyError('NOT_FOUND', `no group ${conv} here`)
+    return { conv, name: state.name ?? '', topic: state.topic ?? '', creator: state.creator ?? '', members: state.members }
+  }
+
+  groups(): GroupView[] {
+    return this.#c.store.groupConversations().flatMap((conv) => {
+      try {
+        return [this.group(conv)]
+      } catch {
+        return []
+      }
+    })
+  }
+
+  groupHistory(conv: string, limit: number): StoredMessage[] {
+    this.group(conv)
+    return this.#c.store.history(conv, limit)
+  }
+
+  #memberOf(conv: string): GroupView {
+    const group = this.group(conv)
+    const me = this.#me()
+    if (!group.members.some((m) => m.toLowerCase() === me.toLowerCase()))
+      throw new ParleyError('NOT_ALLOWED', `you are not a member of ${conv}`)
+    return group
+  }
+
+  #checkText(text: string): void {
+    const bytes = encoder.encode(text).length
+    if (text.trim() === '') throw new ParleyError('INVALID_REQUEST', 'an empty message')
+    if (bytes > LIMITS.messaging.textMaxBytes)
+      throw new ParleyError('PAYLOAD_TOO_LARGE', `a message is at most ${LIMITS.messaging.textMaxBytes} bytes of text (this one: ${bytes})`)
   }
 
   /** A user's devices: online now (directory) and seen before. */
@@ -365,6 +471,14 @@ export class ChatService {
       // Not found now: the devices seen before still get it (through the mailboxes).
     }
     return this.#c.store.devicesOf(name, LIMITS.overlay.devicesPerUser)
+  }
+
+  #isMember(conv: string, name: string): boolean {
+    try {
+      return this.group(conv).members.some((m) => m.toLowerCase() === name.toLowerCase())
+    } catch {
+      return false
+    }
   }
 
   #ownLine(id: string): void {
@@ -425,16 +539,21 @@ export class ChatService {
     const refuse = (code: ChatRefusal, message: string) => ({ ok: false as const, id: envelope.id, refused: { code, message } })
     if (me === undefined) return refuse('NOT_FOR_ME', 'this device is logged out')
     const ownDevice = sender === me
-    if (!ownDevice && (envelope.from !== sender || (via !== undefined && envelope.device !== via.toString())))
-      return refuse('FORGED', 'an envelope must be signed by the device that sends it')
+    const group = isGroupConversation(envelope.conv)
+    const forwarded = envelope.from !== sender || (via !== undefined && envelope.device !== via.toString())
+    // Forwarded envelopes: from the user's own devices, and a group's membership history brought by a member who invites.
+    const groupHistory = group && envelope.kind === 'group' && ['create', 'invite', 'topic'].includes(String(envelope.body.action))
+    if (!ownDevice && forwarded && !groupHistory) return refuse('FORGED', 'an envelope must be signed by the device that sends it')
     const other = envelope.from === me ? undefined : envelope.from
-    if (!ownDevice && envelope.conv !== directConversation(me, envelope.from))
+    if (!ownDevice && !group && envelope.conv !== directConversation(me, envelope.from))
       return refuse('NOT_FOR_ME', 'not a conversation of this user')
+    if (!ownDevice && group && envelope.kind !== 'group' && !this.#isMember(envelope.conv, envelope.from))
+      return refuse('NOT_FOR_ME', `${envelope.from} is not a member of this group here`)
     // Blocked: taken and dropped, never stored, and the sender is not told.
     if (other !== undefined && this.isBlocked(other)) return { ok: true, id: envelope.id }
     if (other !== undefined && !ownDevice && envelope.kind !== 'contact' && this.privacy === 'contacts' && !this.isContact(other))
       return refuse('NOT_ALLOWED', `${me} takes messages from contacts only`)
-    this.#c.store.rememberDevice(envelope.from, envelope.device)
+    if (!forwarded) this.#c.store.rememberDevice(envelope.from, envelope.device)
     const added = this.#c.store.add(envelope, frame, envelope.from === me ? 'delivered' : 'received')
     if (added === 'added') this.#apply(envelope, me)
     return { ok: true, id: envelope.id }
@@ -475,6 +594,9 @@ export class ChatService {
         void this.#syncContacts([other]).catch(() => {})
         return
       }
+      case 'group':
+        this.#c.emit('group.changed', { conv: envelope.conv, action: envelope.body.action, from: envelope.from })
+        return
       case 'sync': {
         // Another device of this user: its contact states become this one's.
         if (envelope.from !== me) return

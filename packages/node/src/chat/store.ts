@@ -211,6 +211,20 @@ export class ChatStore {
     return rows.map((r) => r.raw)
   }
 
+  /** The raw envelopes of one kind in a conversation, in order (a group's membership history). */
+  envelopesOfKind(conv: string, kind: string): Uint8Array[] {
+    const rows = this.#db.prepare('SELECT raw FROM envelopes WHERE conv = ? AND kind = ? ORDER BY lamport, id').all(conv, kind) as Array<{
+      raw: Uint8Array
+    }>
+    return rows.map((r) => r.raw)
+  }
+
+  /** The group conversations this device knows. */
+  groupConversations(): string[] {
+    const rows = this.#db.prepare(`SELECT DISTINCT conv FROM envelopes WHERE kind = 'group'`).all() as Array<{ conv: string }>
+    return rows.map((r) => r.conv)
+  }
+
   /** The conversations this device has, most recent first. */
   conversations(): Array<{ conv: string; lastAt: number; messages: number }> {
     return this.#db
