@@ -147,6 +147,18 @@ describe('contacts, presence and direct messages between two online devices', ()
     assert.ok(ms < 1_000)
   })
 
+  it('tells the sender when a line was read, and shows typing without keeping it', async () => {
+    const sent = await alice.chat.message('bob_chat', 'read me')
+    assert.equal(await bob.chat.markRead('alice_chat', [sent.id]), 1)
+    await until('alice sees it read', () => alice.chat.history('bob_chat', 50).find((m) => m.id === sent.id)?.state === 'read')
+    const lines = alice.chat.history('bob_chat', 50).length
+    await bob.chat.typing('alice_chat', true)
+    await until('alice sees bob typing', () =>
+      alice.events.some((e) => e.type === 'message.typing' && e.data.from === 'bob_chat' && e.data.active === true)
+    )
+    assert.equal(alice.chat.history('bob_chat', 50).length, lines)
+  })
+
   it('refuses oversized and empty messages with a clear error', async () => {
     await assert.rejects(alice.chat.message('bob_chat', 'x'.repeat(70_000)), /at most 65536 bytes/)
     await assert.rejects(alice.chat.message('bob_chat', '   '), /empty/)

@@ -145,6 +145,112 @@ export function chatRoutes(chat: ChatService, presence: PresenceService): (app: 
         return { id: await chat.delete(checkName(body.to), (request.params as { id: string }).id) }
       }
     )
+    app.post(
+      '/v1/messages/read',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['from', 'ids'],
+            additionalProperties: false,
+            properties: { from: name, ids: { type: 'array', items: id, maxItems: LIMITS.chat.historyMaxLimit } }
+          }
+        }
+      },
+      async (request) => {
+        const body = request.body as { from: string; ids: string[] }
+        return { read: await chat.markRead(checkName(body.from), body.ids) }
+      }
+    )
+    app.post(
+      '/v1/typing',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['to', 'active'],
+            additionalProperties: false,
+            properties: { to: name, active: { type: 'boolean' } }
+          }
+        }
+      },
+      async (request) => {
+        const body = request.body as { to: string; active: boolean }
+        await chat.typing(checkName(body.to), body.active)
+        return { ok: true }
+      }
+    )
+    const members = { type: 'array', items: name, minItems: 1, maxItems: LIMITS.messaging.groupMaxMembers }
+    app.get('/v1/groups', async () => ({ groups: chat.groups() }))
+    app.post(
+      '/v1/groups',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['name', 'members'],
+            additionalProperties: false,
+            properties: { name: { type: 'string', minLength: 1, maxLength: 100 }, members }
+          }
+        }
+      },
+      async (request) => {
+        const body = request.body as { name: string; members: string[] }
+        return { group: await chat.createGroup(body.name, body.members.map(checkName)) }
+      }
+    )
+    app.get('/v1/groups/:conv', async (request) => ({ group: chat.group((request.params as { conv: string }).conv) }))
+    app.get('/v1/groups/:conv/history', async (request) => {
+      const c = (request.params as { conv: string }).conv
+      return { conv: c, messages: chat.groupHistory(c, limitOf(request.query, 50)) }
+    })
+    app.post(
+      '/v1/groups/:conv/invite',
+      { schema: { body: { type: 'object', required: ['members'], additionalProperties: false, properties: { members } } } },
+      async (request) => {
+        const body = request.body as { members: string[] }
+        return { group: await chat.invite((request.params as { conv: string }).conv, body.members.map(checkName)) }
+      }
+    )
+    app.post('/v1/groups/:conv/leave', async (request) => {
+      await chat.leave((request.params as { conv: string }).conv)
+      return { left: true }
+    })
+    app.put(
+      '/v1/groups/:conv/topic',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['topic'],
+            additionalProperties: false,
+            properties: { topic: { type: 'string', maxLength: LIMITS.messaging.topicMaxBytes } }
+          }
+        }
+      },
+      async (request) => ({
+        group: await chat.setTopic((request.params as { conv: string }).conv, (request.body as { topic: string }).topic)
+      })
+    )
+    app.post(
+      '/v1/groups/:conv/messages',
+      {
+        bodyLimit: LIMITS.messaging.envelopeMaxBytes,
+        schema: {
+          body: {
+            type: 'object',
+            required: ['text'],
+            additionalProperties: false,
+            properties: { text: { type: 'string', minLength: 1 }, replyTo: id }
+          }
+        }
+      },
+      async (request) => {
+        const body = request.body as { text: string; replyTo?: string }
+        const c = (request.params as { conv: string }).conv
+        return await chat.groupMessage(c, body.text, body.replyTo === undefined ? {} : { replyTo: body.replyTo })
+      }
+    )
     app.get('/v1/history/:name', async (request) => {
       const who = checkName((request.params as { name: string }).name)
       return { name: who, messages: chat.history(who, limitOf(request.query, 50)) }

@@ -208,6 +208,30 @@ export class ChatService {
     return await this.#send(to, 'delete', { target })
   }
 
+  /** Tells the other user's devices (and this user's) that these of their lines were read. */
+  async markRead(name: string, ids: string[]): Promise<number> {
+    const me = this.#me()
+    const theirs = ids.filter((id) => {
+      const line = this.#c.store.message(id)
+      return line !== undefined && line.from !== me
+    })
+    for (let i = 0; i < theirs.length; i += LIMITS.messaging.receiptMaxIds)
+      await this.#send(name, 'receipt', { ids: theirs.slice(i, i + LIMITS.messaging.receiptMaxIds), state: 'read' })
+    return theirs.length
+  }
+
+  /** A typing indicator: to the user's devices that are online now, never stored or queued. */
+  async typing(name: string, active: boolean): Promise<void> {
+    const me = this.#me()
+    const envelope = signEnvelope(
+      { conv: directConversation(me, name), kind: 'typing', from: me, lamport: this.clock.now, body: { active } },
+      this.#c.device
+    )
+    const raw = encodeEnvelope(envelope)
+    const devices = this.#c.store.devicesOf(name, LIMITS.overlay.devicesPerUser)
+    await Promise.all(devices.map(async (d) => await this.#deliver(d, [raw]).catch(() => undefined)))
+  }
+
   history(name: string, limit: number): StoredMessage[] {
     return this.#c.store.history(directConversation(this.#me(), name), limit)
   }
@@ -553,6 +577,11 @@ export class ChatService {
     if (other !== undefined && this.isBlocked(other)) return { ok: true, id: envelope.id }
     if (other !== undefined && !ownDevice && envelope.kind !== 'contact' && this.privacy === 'contacts' && !this.isContact(other))
       return refuse('NOT_ALLOWED', `${me} takes messages from contacts only`)
+    // Typing is a moment, not history: told, never kept.
+    if (envelope.kind === 'typing') {
+      if (other !== undefined) this.#c.emit('message.typing', { from: other, conv: envelope.conv, active: envelope.body.active === true })
+      return { ok: true, id: envelope.id }
+    }
     if (!forwarded) this.#c.store.rememberDevice(envelope.from, envelope.device)
     const added = this.#c.store.add(envelope, frame, envelope.from === me ? 'delivered' : 'received')
     if (added === 'added') this.#apply(envelope, me)
