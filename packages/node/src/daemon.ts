@@ -219,6 +219,8 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   await chat.start()
   await presence.start()
   void chat.collect().catch(() => {})
+  // A new device (or one back after a while) gets what the user's other devices have.
+  void chat.catchUp().catch(() => {})
   void chat.drain().catch(() => {})
 
   const api = await startLocalApi(

@@ -272,6 +272,11 @@ describe('one user on two devices', () => {
     assert.deepEqual(ids(laptop), ids(phone))
     assert.deepEqual(ids(ivan, 'hana_chat'), ids(phone))
     assert.ok(ids(phone).includes(fromPhone.id))
+    // A device logged in later catches up from the others: the same history and contacts.
+    const tablet = await startPeer('hana_chat')
+    assert.ok((await tablet.chat.catchUp()) >= 2)
+    assert.deepEqual(ids(tablet), ids(phone))
+    assert.equal(tablet.chat.isContact('ivan_chat'), true)
     laptop.chat.block('ivan_chat')
     await until('the block reaches the phone', () => phone.chat.isBlocked('ivan_chat'))
   })

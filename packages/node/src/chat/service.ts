@@ -43,6 +43,16 @@ import type { ChatStore, Contact, ContactState, MessageState, StoredMessage } fr
  */
 export const CHAT_PROTOCOL = '/parley/chat/1.0.0'
 
+/**
+ * A device catching up from the user's other devices: `/parley/history/1.0.0`,
+ * only between devices of the same user. The asker sends
+ * `{"since": lamport, "limit": n}`; the other device answers with the
+ * envelopes it keeps after that time (newest `limit`, in order), each
+ * length-prefixed as on the chat protocol, then closes. They are checked as
+ * if they had come one by one (signatures, conversations).
+ */
+export const HISTORY_PROTOCOL = '/parley/history/1.0.0'
+
 export type Privacy = 'anyone' | 'contacts'
 export type ChatRefusal = 'NO_CREDENTIAL' | 'FORGED' | 'NOT_ALLOWED' | 'NOT_FOR_ME' | MessagingError['code']
 
@@ -94,6 +104,15 @@ export class ChatService {
       },
       { runOnLimitedConnection: true }
     )
+    await this.#c.node.libp2p.handle(
+      HISTORY_PROTOCOL,
+      async (stream, connection) => {
+        await this.#serveHistory(stream, connection).catch((err: unknown) => {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+      },
+      { runOnLimitedConnection: true }
+    )
     this.#timer = setInterval(() => void this.drain().catch(() => {}), LIMITS.chat.outboxEveryMs)
     this.#timer.unref?.()
     this.#collector = setInterval(() => void this.collect().catch(() => {}), LIMITS.chat.collectEveryMs)
@@ -105,6 +124,7 @@ export class ChatService {
     if (this.#collector !== undefined) clearInterval(this.#collector)
     await this.#draining?.catch(() => {})
     await this.#c.node.libp2p.unhandle(CHAT_PROTOCOL).catch(() => {})
+    await this.#c.node.libp2p.unhandle(HISTORY_PROTOCOL).catch(() => {})
   }
 
   get privacy(): Privacy {
@@ -334,6 +354,67 @@ export class ChatService {
       }
     })()
     return added
+  }
+
+  /**
+   * Catches up from this user's other devices that are online: what they
+   * keep after the newest envelope here (all of recent history for a new
+   * device). Resolves with how many envelopes were new.
+   */
+  async catchUp(): Promise<number> {
+    const me = this.#me()
+    const others = (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
+    let added = 0
+    for (const device of others) {
+      try {
+        added += await this.#catchUpFrom(device, me)
+        return added
+      } catch {
+        // That device is not online: the next one.
+      }
+    }
+    return added
+  }
+
+  async #catchUpFrom(device: string, me: string): Promise<number> {
+    const { node } = this.#c
+    const signal = AbortSignal.timeout(LIMITS.chat.catchUpTimeoutMs)
+    const connection = await node.libp2p.dial(peerIdFromString(device), { signal })
+    const hello = await node.hello.greet(connection)
+    if (!hello.ok || hello.peer.name !== me) throw new Error('not a device of this user')
+    const stream = await connection.newStream(HISTORY_PROTOCOL, { signal, runOnLimitedConnection: true })
+    const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
+    await lp.write(encoder.encode(JSON.stringify({ since: this.#c.store.maxLamport(), limit: LIMITS.chat.catchUpMax })), { signal })
+    let added = 0
+    for (let i = 0; i < LIMITS.chat.catchUpMax; i++) {
+      let frame: Uint8Array
+      try {
+        frame = (await lp.read({ signal })).subarray()
+      } catch {
+        break
+      }
+      const known = this.#c.store.raw(envelopeIdOf(frame) ?? '') !== undefined
+      if (this.#receive(frame, me, connection.remotePeer).ok && !known) added++
+    }
+    await stream.close().catch(() => {})
+    return added
+  }
+
+  async #serveHistory(stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(LIMITS.chat.catchUpTimeoutMs)
+    const me = this.#c.me()
+    const peer = this.#c.node.hello.verified(connection.remotePeer)
+    // Only this user's own devices get its history.
+    if (me === undefined || peer === undefined || peer.name !== me) {
+      stream.abort(new Error("history is for this user's own devices"))
+      return
+    }
+    const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
+    const request = JSON.parse(decoder.decode((await lp.read({ signal })).subarray())) as { since?: unknown; limit?: unknown }
+    const since = Number.isSafeInteger(request.since) ? (request.since as number) : 0
+    const limit = Number.isSafeInteger(request.limit) ? Math.min(request.limit as number, LIMITS.chat.catchUpMax) : LIMITS.chat.catchUpMax
+    for (const raw of this.#c.store.envelopesSince(since, limit)) await lp.write(raw, { signal })
+    await stream.close({ signal }).catch(() => {})
   }
 
   /** Sends envelopes to one device if it can be reached now; the ids it acknowledged, and those it refused (with the code). */

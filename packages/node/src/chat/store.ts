@@ -219,6 +219,16 @@ export class ChatStore {
     return rows.map((r) => r.raw)
   }
 
+  /** The newest `limit` envelopes after a Lamport time, oldest first (typing is never kept). */
+  envelopesSince(lamport: number, limit: number): Uint8Array[] {
+    const rows = this.#db
+      .prepare(
+        'SELECT raw FROM (SELECT raw, lamport, id FROM envelopes WHERE lamport > ? ORDER BY lamport DESC, id DESC LIMIT ?) ORDER BY lamport, id'
+      )
+      .all(lamport, limit) as Array<{ raw: Uint8Array }>
+    return rows.map((r) => r.raw)
+  }
+
   /** The group conversations this device knows. */
   groupConversations(): string[] {
     const rows = this.#db.prepare(`SELECT DISTINCT conv FROM envelopes WHERE kind = 'group'`).all() as Array<{ conv: string }>
