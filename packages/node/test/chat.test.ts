@@ -325,3 +325,20 @@ describe('group chats', () => {
     await assert.rejects(three.chat.groupMessage(group.conv, 'still here?'), /not a member/)
   })
 })
+
+describe('a contact that vanishes', () => {
+  it('shows offline within 30 s when its device goes away without a word', async () => {
+    const jack = await startPeer('jack_chat')
+    const kate = await startPeer('kate_chat')
+    await jack.chat.addContact('kate_chat')
+    await until('kate sees the request', () => kate.chat.contacts().length === 1)
+    await kate.chat.acceptContact('jack_chat')
+    await until('jack sees the acceptance', () => jack.chat.isContact('kate_chat'))
+    await kate.presence.set('online')
+    await until('jack sees kate online', () => jack.presence.of('kate_chat').presence === 'online')
+    // No logout, no last word: the node just stops.
+    await kate.node.stop()
+    const ms = await until('jack sees kate offline', () => jack.presence.of('kate_chat').presence === 'offline', 30_000)
+    assert.ok(ms < 30_000)
+  })
+})
