@@ -4,6 +4,7 @@
 //   parent -> worker: {type:'join', target, trustedKeys, clients:[{seed, credential}], concurrency, retries}
 //                     {type:'status'} {type:'stop'}
 //   worker -> parent: {type:'progress', held, failed} {type:'joined', ...} {type:'status', ...} {type:'stopped'}
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fromBase64Url } from '@parley/protocol'
 import { ParleyNode } from '../src/index.ts'
 
@@ -21,6 +22,9 @@ const send = (message: Record<string, unknown>): void => {
   process.send?.(message)
 }
 
+/** How late this worker's event loop runs (1,250 nodes share it): late pings look like a slow supernode. */
+const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+loopDelay.enable()
 const held: ParleyNode[] = []
 let supernodePeer = ''
 let disconnects = 0
@@ -91,7 +95,17 @@ async function join(m: JoinMessage): Promise<void> {
 function status(): void {
   let connected = 0
   for (const node of held) if (node.libp2p.getConnections().some((c) => c.remotePeer.toString() === supernodePeer)) connected++
-  send({ type: 'status', held: held.length, connected, disconnects, rss: process.memoryUsage().rss })
+  send({
+    type: 'status',
+    held: held.length,
+    connected,
+    disconnects,
+    rss: process.memoryUsage().rss,
+    // Since the last status, ms.
+    loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e6),
+    loopDelayMaxMs: Math.round(loopDelay.max / 1e6)
+  })
+  loopDelay.reset()
 }
 
 process.on('message', (m: Message) => {

@@ -27,6 +27,7 @@ import {
   mib,
   openFileLimit,
   procMemory,
+  REFUSALS_LOG_ENV,
   sleep,
   socketCount,
   startScript,
@@ -46,6 +47,10 @@ const RETRIES = 2
 const HOLD_SECONDS = 30
 /** Let the supernode settle (identify, DHT, garbage) before its memory is read. */
 const SETTLE_MS = 5_000
+/** At each level, the supernode's CPU use is read over this long with no joins (what holding the connections costs). */
+const IDLE_WINDOW_MS = 20_000
+/** How often the timeline is sampled. */
+const TIMELINE_MS = 10_000
 /** The maxConnections the raised supernode gets. */
 const RAISED_MAX = 20_000
 const HOST = fileURLToPath(new URL('./daemon-host.ts', import.meta.url))
@@ -141,7 +146,7 @@ class Workers {
     return { held: sum('held'), added: sum('added'), failed: sum('failed'), retried: sum('retried'), errors }
   }
 
-  async status(): Promise<{ held: number; connected: number; disconnects: number; workersRssMiB: number[] }> {
+  async status(): Promise<{ held: number; connected: number; disconnects: number; workersRssMiB: number[]; loopDelayMaxMs: number }> {
     const replies = await Promise.all(
       this.#children.map(async (child) => {
         const r = this.#next(child, 'status')
@@ -154,7 +159,8 @@ class Workers {
       held: sum('held'),
       connected: sum('connected'),
       disconnects: sum('disconnects'),
-      workersRssMiB: replies.map((r) => mib(Number(r.rss)))
+      workersRssMiB: replies.map((r) => mib(Number(r.rss))),
+      loopDelayMaxMs: Math.max(...replies.map((r) => Number(r.loopDelayMaxMs)))
     }
   }
 
@@ -170,6 +176,14 @@ class Workers {
       })
     )
   }
+}
+
+/** A process's CPU use over `ms` from now, % of one core. */
+async function cpuPercentOver(pid: number, ms: number): Promise<number> {
+  const before = await cpuSeconds(pid)
+  const started = performance.now()
+  await sleep(ms)
+  return rate((((await cpuSeconds(pid)) - before) * 100_000) / (performance.now() - started))
 }
 
 interface SupernodeUnderTest {
@@ -195,10 +209,46 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
     if (files.soft < needed) throw new Error(`the supernode may open ${files.soft} files, needs ${needed}: raise ulimit -n`)
     await workers.start()
     await sleep(SETTLE_MS)
+    const idleCpuPercent = await cpuPercentOver(pid, IDLE_WINDOW_MS)
     const idle = await procMemory(pid)
     const idleStats = await supernode.stats?.()
     progress(`supernode pid ${pid}: idle ${idle.rssMiB} MiB`)
     const started = performance.now()
+    // Every TIMELINE_MS: [seconds, connections the clients hold, supernode sockets, dropped so far, supernode CPU %, supernode RSS MiB,
+    // workers' CPU %, the workers' longest event-loop delay ms].
+    const timeline: number[][] = []
+    const workersCpu = async (): Promise<number> => (await Promise.all(workers.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0)
+    let last = { t: started, cpu: await cpuSeconds(pid), workers: await workersCpu() }
+    let sampling = false
+    const sampler = setInterval(() => {
+      if (sampling) return
+      sampling = true
+      void (async () => {
+        const [status, sockets, cpu, memory, clientsCpu] = await Promise.all([
+          workers.status(),
+          socketCount(pid),
+          cpuSeconds(pid),
+          procMemory(pid),
+          workersCpu()
+        ])
+        const t = performance.now()
+        timeline.push([
+          Math.round((t - started) / 1000),
+          status.connected,
+          sockets,
+          status.disconnects,
+          Math.round(((cpu - last.cpu) * 100_000) / (t - last.t)),
+          memory.rssMiB,
+          Math.round(((clientsCpu - last.workers) * 100_000) / (t - last.t)),
+          status.loopDelayMaxMs
+        ])
+        last = { t, cpu, workers: clientsCpu }
+      })()
+        .catch(() => {})
+        .finally(() => {
+          sampling = false
+        })
+    }, TIMELINE_MS)
     const results: Array<Record<string, unknown>> = []
     let held = 0
     let stoppedAt: number | undefined
@@ -213,6 +263,7 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
       const added = joined.added
       progress(`level ${level}: ${joined.held} joined after ${Math.round(reachedMs)} ms (${joined.failed} failed); settling`)
       await sleep(SETTLE_MS)
+      const idleCpuPercent = await cpuPercentOver(pid, IDLE_WINDOW_MS)
       const memory = await procMemory(pid)
       const stats = await supernode.stats?.()
       const status = await workers.status()
@@ -234,6 +285,7 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
         errors: joined.errors,
         supernodeRssMiB: memory.rssMiB,
         supernodeRssPeakMiB: memory.hwmMiB,
+        supernodeIdleCpuPercent: idleCpuPercent,
         rssPerConnectionKiB: rate(((memory.rssMiB - idle.rssMiB) * 1024) / Math.max(1, connections)),
         ...(stats === undefined || idleStats === undefined
           ? {}
@@ -260,11 +312,13 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
     const after = await workers.status()
     const stats = await supernode.stats?.()
     const memory = await procMemory(pid)
+    clearInterval(sampler)
     return {
       openFileLimit: files,
       stoppedShortAt: stoppedAt ?? null,
       idle: {
         rssMiB: idle.rssMiB,
+        cpuPercent: idleCpuPercent,
         ...(idleStats === undefined ? {} : { heapUsedAfterGcMiB: mib(Number(idleStats.heapUsedAfterGc)) })
       },
       levels: results,
@@ -279,7 +333,20 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
         supernodeCpuPercent: rate((cpuUsed / HOLD_SECONDS) * 100),
         supernodeRssMiBAtEnd: memory.rssMiB
       },
-      errorLog: { supernode: supernodeErrors(supernode), clients: workers.errorLines.top() }
+      errorLog: { supernode: supernodeErrors(supernode), clients: workers.errorLines.top() },
+      timeline: {
+        columns: [
+          'seconds',
+          'heldByClients',
+          'supernodeSockets',
+          'droppedSoFar',
+          'supernodeCpuPercent',
+          'supernodeRssMiB',
+          'workersCpuPercent',
+          'workersLoopDelayMaxMs'
+        ],
+        rows: timeline
+      }
     }
   } finally {
     progress('stopping the clients and the supernode')
@@ -288,7 +355,7 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
   }
 }
 
-function supernodeErrors(supernode: SupernodeUnderTest): Record<string, number> {
+function supernodeErrors(supernode: SupernodeUnderTest): Record<string, unknown> {
   const lines = new ErrorLines()
   lines.add(supernode.stderr())
   return lines.top()
@@ -298,7 +365,7 @@ function supernodeErrors(supernode: SupernodeUnderTest): Record<string, number> 
 async function shipped(dir: string, netFile: string): Promise<Record<string, unknown>> {
   const data = join(dir, 'shipped')
   await makeProfile(data, network, 'bench_super_shipped', netFile)
-  const role = await startRole(['supernode', '--data', data, '--network', netFile], { env: { ...process.env, ...ERROR_LOG_ENV } })
+  const role = await startRole(['supernode', '--data', data, '--network', netFile], { env: { ...process.env, ...REFUSALS_LOG_ENV } })
   supernodes.add(role.child)
   return {
     supernode: 'parley supernode',
@@ -320,7 +387,7 @@ async function raised(dir: string, netFile: string): Promise<Record<string, unkn
   await makeProfile(data, network, 'bench_super_raised', netFile)
   const host = await startScript(HOST, ['supernode', data, netFile, String(RAISED_MAX)], {
     nodeArgs: ['--expose-gc'],
-    env: { ...process.env, ...ERROR_LOG_ENV }
+    env: { ...process.env, ...REFUSALS_LOG_ENV }
   })
   supernodes.add(host.child)
   return {

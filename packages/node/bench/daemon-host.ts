@@ -5,6 +5,7 @@
 //   node daemon-host.ts client|supernode DATA_DIR NETWORK_FILE [MAX_CONNECTIONS]
 // Prints {"event":"ready", peerId, addrs, maxConnections, timings} on stdout; on a
 // line "stats" on stdin, prints {"event":"stats", ...}; stops on SIGINT/SIGTERM.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 
 /** Milliseconds since this process began (performance's time origin). */
@@ -49,6 +50,8 @@ process.stdout.write(
   })}\n`
 )
 
+const loopDelay = monitorEventLoopDelay({ resolution: 20 })
+loopDelay.enable()
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() !== 'stats') return
   const connections = daemon.node.libp2p.getConnections()
@@ -68,9 +71,13 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       heapUsed: before.heapUsed,
       heapUsedAfterGc: globalThis.gc === undefined ? null : after.heapUsed,
       external: after.external,
-      arrayBuffers: after.arrayBuffers
+      arrayBuffers: after.arrayBuffers,
+      // How late the event loop ran since the last stats, ms.
+      loopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e6),
+      loopDelayMaxMs: Math.round(loopDelay.max / 1e6)
     })}\n`
   )
+  loopDelay.reset()
 })
 
 let stopping = false

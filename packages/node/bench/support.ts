@@ -167,13 +167,29 @@ export const sleep = async (ms: number): Promise<void> => await new Promise((res
 
 /** libp2p's error-level debug lines (DEBUG='*:error'), in the environment given to a process. */
 export const ERROR_LOG_ENV = { DEBUG: '*:error', DEBUG_COLORS: '0' }
+/** And the connection manager's trace, which says why it refuses an inbound connection. */
+export const REFUSALS_LOG_ENV = { DEBUG: '*:error,libp2p:connection-manager', DEBUG_COLORS: '0' }
+
+/** Lines counted by what they mean, whatever else is logged. */
+const MEANINGS: Record<string, RegExp> = {
+  /** libp2p's connection monitor closed a connection whose ping did not come back in time. */
+  pingFailureAborts: /aborting connection due to ping failure/,
+  /** The connection manager refused an inbound connection, by reason. */
+  refusedMaxConnections: /refused - maxConnections exceeded/,
+  refusedPendingUpgrades: /refused - incomingPendingConnections exceeded/,
+  refusedPerHostRate: /refused - inboundConnectionThreshold exceeded/,
+  /** Inbound upgrades (Noise, yamux) that did not finish in time. */
+  inboundUpgradeTimeouts: /failed to upgrade inbound connection.*(timeout|TimeoutError|aborted)/i
+}
 
 /** Counts error-level debug lines by what they say (namespace and first words, addresses and numbers left out). */
 export class ErrorLines {
   readonly counts = new Map<string, number>()
+  readonly meanings: Record<string, number> = Object.fromEntries(Object.keys(MEANINGS).map((k) => [k, 0]))
 
   add(text: string): void {
     for (const line of text.split('\n')) {
+      for (const [meaning, pattern] of Object.entries(MEANINGS)) if (pattern.test(line)) this.meanings[meaning]!++
       const m = /(\S+:error) (.*)$/.exec(line)
       if (m === null) continue
       const words = (m[2] as string)
@@ -191,8 +207,8 @@ export class ErrorLines {
     }
   }
 
-  /** The most frequent, most first. */
-  top(n = 8): Record<string, number> {
-    return Object.fromEntries([...this.counts].sort((a, b) => b[1] - a[1]).slice(0, n))
+  /** The counts by meaning, and the most frequent lines, most first. */
+  top(n = 8): Record<string, unknown> {
+    return { ...this.meanings, mostFrequent: Object.fromEntries([...this.counts].sort((a, b) => b[1] - a[1]).slice(0, n)) }
   }
 }
