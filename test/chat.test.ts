@@ -105,8 +105,9 @@ describe('two users chat from the command line: contacts, presence, offline mess
     const seen = await until(
       'bob sees alice busy',
       () => contacts('bob'),
+      // Pushed within a second (packages/node/test/chat.test.ts measures it); each poll here starts a process.
       (c) => c[0]?.presence === 'dnd',
-      3_000
+      10_000
     )
     assert.equal(seen[0]?.mood, 'writing tests')
     await cli('alice', ['status', 'online'])
