@@ -80,6 +80,11 @@ export class SupernodeLinks extends EventTarget {
 
   /** Connects to supernodes until `target` are linked (one fill at a time). */
   async fill(): Promise<void> {
+    if (this.#filling !== undefined) {
+      // The fill under way may have looked before this call's loss: once it is done, fill again if still short.
+      await this.#filling
+      if (this.#stopped || this.#linked.size >= this.#init.target) return
+    }
     this.#filling ??= this.#fill().finally(() => {
       this.#filling = undefined
     })
@@ -151,6 +156,8 @@ export class SupernodeLinks extends EventTarget {
   readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peerId = event.detail.toString()
     if (!this.#linked.delete(peerId)) return
+    // A supernode that has just gone away is tried after the others.
+    this.#cache.failed(peerId)
     this.dispatchEvent(new CustomEvent('unlinked', { detail: peerId }))
     if (!this.#stopped) void this.fill().catch(() => {})
   }

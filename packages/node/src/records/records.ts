@@ -1,5 +1,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { CredentialVerifier, KeyPair } from '@parley/crypto'
 import { sha256 } from '@parley/crypto'
 import { LIMITS } from '@parley/protocol'
@@ -72,9 +74,13 @@ export interface ListedSupernode {
   addrs: string[]
 }
 
-/** Supernodes one `supernodes` answer lists at most, and addresses per supernode. */
-const SUPERNODES_LISTED = 20
-const ADDRS_LISTED = 4
+/** Supernodes one `supernodes` answer lists at most (supernodes ask for that many), and addresses per supernode. */
+const SUPERNODES_LISTED = 100
+const ADDRS_LISTED = 2
+/** Supernodes a node asks for to grow its host cache. */
+const HOST_CACHE_LISTED = 20
+/** A supernode that could not be dialled is left out of lookups and placements this long (or until it is seen again). */
+const UNREACHABLE_MS = 60_000
 /** How long a node that has just connected waits for identify to tell which peers are supernodes. */
 const IDENTIFY_WAIT_MS = 2_000
 
@@ -97,6 +103,7 @@ interface Request {
   op?: unknown
   record?: unknown
   name?: unknown
+  count?: unknown
 }
 
 const encoder = new TextEncoder()
@@ -108,6 +115,12 @@ export class RecordsService {
   readonly store = new RecordStore()
   /** Supernodes seen (identify, DHT walks): the local view that lets a lookup skip the walk. */
   readonly #known = new Map<string, PeerId>()
+  /** Their listen addresses (from identify or another supernode's list), to list them in turn. */
+  readonly #addrs = new Map<string, string[]>()
+  /** Supernodes a dial to failed, and when. */
+  readonly #unreachable = new Map<string, number>()
+  /** Supernodes this supernode has asked for their list (once each). */
+  readonly #listsAsked = new Set<string>()
   /** Connected peers whose identify has come in (a connection to any other has not finished it). */
   readonly #identified = new Set<string>()
   /** Records this supernode placed, by device: put again elsewhere when a replica goes away. */
@@ -138,6 +151,7 @@ export class RecordsService {
     this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
     this.#c.libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
     this.#identified.clear()
+    this.#listsAsked.clear()
     await this.#stopServing()
   }
 
@@ -194,7 +208,7 @@ export class RecordsService {
       const relayed = await this.#publishThroughSupernode(signed, options)
       if (relayed !== undefined) return relayed
     }
-    const took = await this.#place(signed, name, await this.#targets(name, options), options)
+    const took = await this.#placeNearest(signed, name, await this.#targets(name, options), options)
     if (this.#init.serve) this.#placed.set(this.#c.libp2p.peerId.toString(), { signed, name, replicas: new Set(took) })
     return { stored: took.length, supernodes: took }
   }
@@ -215,6 +229,21 @@ export class RecordsService {
       }
     }
     return undefined
+  }
+
+  /**
+   * Puts a record on these supernodes; a supernode that cannot be reached is
+   * forgotten, and the next closest known stands in for it.
+   */
+  async #placeNearest(signed: SignedRecord, name: string, targets: PeerId[], options: { signal?: AbortSignal }): Promise<string[]> {
+    let took = await this.#place(signed, name, targets, options)
+    for (let round = 0; round < 2 && took.length < LIMITS.overlay.recordReplicas; round++) {
+      const next = this.#nearest(name, this.#known.values())
+      if (next.every((p) => targets.some((t) => t.equals(p)))) break
+      targets = next
+      took = await this.#place(signed, name, targets, options)
+    }
+    return took
   }
 
   /** Puts a record on these supernodes (this one included); resolves with those that took it. */
@@ -383,15 +412,8 @@ export class RecordsService {
   async supernodes(options: { signal?: AbortSignal } = {}): Promise<ListedSupernode[]> {
     for (const peer of await this.#supernodesToAsk(options)) {
       try {
-        const answer = await this.#request(peer, { op: 'supernodes' }, options)
-        if (!Array.isArray(answer.supernodes)) continue
-        const listed: ListedSupernode[] = []
-        for (const entry of answer.supernodes.slice(0, SUPERNODES_LISTED) as Array<{ id?: unknown; addrs?: unknown }>) {
-          if (typeof entry?.id !== 'string' || !Array.isArray(entry.addrs)) continue
-          const addrs = entry.addrs.filter((a): a is string => typeof a === 'string' && a.length <= 256).slice(0, ADDRS_LISTED)
-          if (addrs.length > 0 && entry.id !== this.#c.libp2p.peerId.toString()) listed.push({ peerId: entry.id, addrs })
-        }
-        return listed
+        const answer = await this.#request(peer, { op: 'supernodes', count: HOST_CACHE_LISTED }, options)
+        if (Array.isArray(answer.supernodes)) return this.#parseListed(answer.supernodes, HOST_CACHE_LISTED)
       } catch (err) {
         if (options.signal?.aborted === true) throw err
       }
@@ -456,11 +478,15 @@ export class RecordsService {
     return { peers: this.#nearest(name, candidates.size > 0 ? candidates.values() : this.#known.values()), hops }
   }
 
-  /** The replicas' worth of supernodes closest to the user's key, among these (and this node when it serves). */
+  /**
+   * The replicas' worth of supernodes closest to the user's key, among these
+   * (and this node when it serves), leaving out those recently unreachable.
+   */
   #nearest(name: string, peers: Iterable<PeerId>): PeerId[] {
     const target = sha256(userKey(name))
     const all = new Map<string, PeerId>()
-    for (const p of peers) all.set(p.toString(), p)
+    const now = Date.now()
+    for (const p of peers) if ((this.#unreachable.get(p.toString()) ?? 0) < now - UNREACHABLE_MS) all.set(p.toString(), p)
     if (this.#init.serve) all.set(this.#c.libp2p.peerId.toString(), this.#c.libp2p.peerId)
     const distance = (peer: PeerId): Uint8Array => sha256(peer.toMultihash().bytes).map((b, i) => b ^ (target[i] as number))
     return [...all.values()]
@@ -470,35 +496,99 @@ export class RecordsService {
       .map((x) => x.peer)
   }
 
-  #remember(peer: PeerId): void {
+  #remember(peer: PeerId, addrs: string[] = []): void {
     if (peer.equals(this.#c.libp2p.peerId)) return
-    this.#known.delete(peer.toString())
-    this.#known.set(peer.toString(), peer)
+    const id = peer.toString()
+    this.#known.delete(id)
+    this.#known.set(id, peer)
+    if (addrs.length > 0) this.#addrs.set(id, addrs.slice(0, ADDRS_LISTED))
     // Bounded: the least recently seen go first.
-    if (this.#known.size > LIMITS.overlay.knownSupernodes) this.#known.delete(this.#known.keys().next().value as string)
+    if (this.#known.size > LIMITS.overlay.knownSupernodes) {
+      const oldest = this.#known.keys().next().value as string
+      this.#known.delete(oldest)
+      this.#addrs.delete(oldest)
+      this.#unreachable.delete(oldest)
+      this.#listsAsked.delete(oldest)
+    }
   }
 
-  readonly #onIdentify = (event: CustomEvent<{ peerId: PeerId; protocols: string[] }>): void => {
-    if (this.#c.libp2p.getConnections(event.detail.peerId).length > 0) this.#identified.add(event.detail.peerId.toString())
-    if (!event.detail.protocols.includes(RECORDS_PROTOCOL)) {
+  #forget(id: string): void {
+    this.#known.delete(id)
+    this.#addrs.delete(id)
+    this.#unreachable.delete(id)
+    this.#listsAsked.delete(id)
+  }
+
+  /** Entries of a `supernodes` answer: well-formed, not this node, at most `max`. */
+  #parseListed(entries: unknown[], max: number): ListedSupernode[] {
+    const listed: ListedSupernode[] = []
+    for (const entry of entries.slice(0, max) as Array<{ id?: unknown; addrs?: unknown }>) {
+      if (typeof entry?.id !== 'string' || !Array.isArray(entry.addrs) || entry.id === this.#c.libp2p.peerId.toString()) continue
+      const addrs = entry.addrs.filter((a): a is string => typeof a === 'string' && a.length <= 256).slice(0, ADDRS_LISTED)
+      if (addrs.length > 0) listed.push({ peerId: entry.id, addrs })
+    }
+    return listed
+  }
+
+  readonly #onIdentify = (
+    event: CustomEvent<{ peerId: PeerId; protocols: string[]; listenAddrs: Array<{ toString(): string }> }>
+  ): void => {
+    const { peerId, protocols, listenAddrs } = event.detail
+    const id = peerId.toString()
+    if (this.#c.libp2p.getConnections(peerId).length > 0) this.#identified.add(id)
+    if (!protocols.includes(RECORDS_PROTOCOL)) {
       // A supernode that stepped back to the client role.
-      this.#known.delete(event.detail.peerId.toString())
+      this.#forget(id)
       return
     }
-    this.#remember(event.detail.peerId)
+    this.#unreachable.delete(id)
+    this.#remember(
+      peerId,
+      listenAddrs.map((a) => a.toString())
+    )
     if (this.#republishWhenLinked) this.#republish()
+    if (this.#init.serve && !this.#listsAsked.has(id)) {
+      this.#listsAsked.add(id)
+      void this.#learnFrom(peerId)
+    }
   }
 
   /**
-   * A supernode that goes away is forgotten (it comes back with identify).
-   * The records this supernode placed on it are put on the next closest, and
-   * a device that published through it publishes again through another.
+   * Supernodes learn each other from each other: a supernode asks each one it
+   * meets, once, which supernodes it knows, so that the closest it knows to a
+   * key are the closest there are, without DHT walks. A listed supernode that
+   * cannot be reached is left out at the first failed dial.
+   */
+  async #learnFrom(peer: PeerId): Promise<void> {
+    try {
+      const answer = await this.#request(peer, { op: 'supernodes', count: SUPERNODES_LISTED }, {})
+      for (const listed of this.#parseListed(Array.isArray(answer.supernodes) ? answer.supernodes : [], SUPERNODES_LISTED)) {
+        if (this.#known.has(listed.peerId)) continue
+        try {
+          const id = peerIdFromString(listed.peerId)
+          if (!(await this.#c.libp2p.peerStore.has(id))) {
+            await this.#c.libp2p.peerStore.merge(id, { multiaddrs: listed.addrs.map((a) => multiaddr(a)) })
+          }
+          this.#remember(id, listed.addrs)
+        } catch {
+          // Not a peer id or not an address: skipped.
+        }
+      }
+    } catch {
+      // A shortcut only: identify and walks teach the rest.
+    }
+  }
+
+  /**
+   * When a supernode goes away, the records this supernode placed on it are
+   * put on the next closest, and a device that published through it
+   * publishes again through another. (It stays known until a dial to it
+   * fails: a closed connection is not a dead supernode.)
    */
   readonly #onDisconnect = (event: CustomEvent<PeerId>): void => {
     const id = event.detail.toString()
     this.#identified.delete(id)
     if (!this.#running) return
-    this.#known.delete(id)
     // A device that left this supernode publishes again through another one.
     this.#placed.delete(id)
     for (const [device, placed] of this.#placed) {
@@ -519,7 +609,7 @@ export class RecordsService {
       return
     }
     // The closest it knows now (no walk: many records move at once when a supernode leaves).
-    const took = await this.#place(placed.signed, placed.name, this.#nearest(placed.name, this.#known.values()), {})
+    const took = await this.#placeNearest(placed.signed, placed.name, this.#nearest(placed.name, this.#known.values()), {})
     if (this.#placed.get(device) === placed) placed.replicas = new Set(took)
   }
 
@@ -540,17 +630,18 @@ export class RecordsService {
       })
   }
 
-  /** Up to SUPERNODES_LISTED supernodes this one knows (the most recently seen, the asker left out) and itself, with addresses. */
-  async #listSupernodes(asker: PeerId): Promise<Array<{ id: string; addrs: string[] }>> {
-    const listed = [{ id: this.#c.libp2p.peerId.toString(), addrs: this.#c.libp2p.getMultiaddrs().map((a) => a.toString()) }]
-    for (const peer of [...this.#known.values()].reverse()) {
-      if (listed.length >= SUPERNODES_LISTED) break
-      if (peer.equals(asker)) continue
-      const stored = await this.#c.libp2p.peerStore.get(peer).catch(() => undefined)
-      const addrs = stored?.addresses.map((a) => a.multiaddr.toString()) ?? []
-      if (addrs.length > 0) listed.push({ id: peer.toString(), addrs })
+  /** This supernode and up to `count` - 1 others it knows (the most recently seen; not the asker, not unreachable ones), with addresses. */
+  #listSupernodes(asker: PeerId, count: number): Array<{ id: string; addrs: string[] }> {
+    const own = this.#c.libp2p.getMultiaddrs().map((a) => a.toString())
+    const listed = [{ id: this.#c.libp2p.peerId.toString(), addrs: own.slice(0, ADDRS_LISTED) }]
+    const ids = [...this.#known.keys()]
+    for (let i = ids.length - 1; i >= 0 && listed.length < count; i--) {
+      const id = ids[i] as string
+      const addrs = this.#addrs.get(id)
+      if (id === asker.toString() || addrs === undefined || this.#unreachable.has(id)) continue
+      listed.push({ id, addrs })
     }
-    return listed.map((s) => ({ id: s.id, addrs: s.addrs.slice(0, ADDRS_LISTED) }))
+    return listed
   }
 
   async #request(peer: PeerId, body: Request, options: { signal?: AbortSignal }): Promise<Record<string, unknown>> {
@@ -559,10 +650,11 @@ export class RecordsService {
     try {
       connection = await this.#c.libp2p.dial(peer, { signal })
     } catch (err) {
-      // Unreachable: no longer among the supernodes a lookup picks from.
-      if (!signal.aborted) this.#known.delete(peer.toString())
+      // Unreachable: left out of lookups and placements for a while.
+      if (!signal.aborted && this.#known.has(peer.toString())) this.#unreachable.set(peer.toString(), Date.now())
       throw err
     }
+    this.#unreachable.delete(peer.toString())
     const hello = await this.#c.hello.greet(connection)
     if (!hello.ok) throw new RecordError('BAD_CREDENTIAL', `hello with ${peer.toString()} failed: ${hello.reason}`)
     const stream = await connection.newStream(RECORDS_PROTOCOL, { signal, runOnLimitedConnection: true })
@@ -607,7 +699,9 @@ export class RecordsService {
       return
     }
     if (request.op === 'supernodes') {
-      await reply({ supernodes: await this.#listSupernodes(connection.remotePeer) })
+      const wanted =
+        typeof request.count === 'number' && request.count >= 1 ? Math.min(Math.floor(request.count), SUPERNODES_LISTED) : HOST_CACHE_LISTED
+      await reply({ supernodes: this.#listSupernodes(connection.remotePeer, wanted) })
       return
     }
     if (request.op === 'publish') {
@@ -619,7 +713,7 @@ export class RecordsService {
         await reply({ refused: { code: e.code, message: e.message } })
         return
       }
-      const took = await this.#place(checked.signed, checked.name, await this.#targets(checked.name, { signal }), { signal })
+      const took = await this.#placeNearest(checked.signed, checked.name, await this.#targets(checked.name, { signal }), { signal })
       // Kept while the device stays linked here, to put it elsewhere when a replica goes away.
       if (checked.peerId === connection.remotePeer.toString())
         this.#placed.set(checked.peerId, { signed: checked.signed, name: checked.name, replicas: new Set(took) })
