@@ -1,8 +1,11 @@
 // A worker process of the connections bench (forked, messages over IPC): runs many
 // client nodes (each a ParleyNode with its own device key, on loopback TCP), each of
 // which connects to the supernode and completes the hello, and keeps them connected.
-//   parent -> worker: {type:'join', target, trustedKeys, clients:[{seed, credential}], concurrency, retries}
-//                     {type:'status'} {type:'stop'}
+//   parent -> worker: {type:'join', target, trustedKeys, clients:[{seed, credential}], concurrency, retries, quiet}
+//                     {type:'status'} {type:'halt'} (no more joins) {type:'stop'}
+// A quiet client has libp2p's connection monitor stopped once it is connected (no ping
+// every 10 s, no abort when a ping is late): the bench's variant for when this worker's
+// own event loop, shared by many nodes on a busy machine, makes pings late.
 //   worker -> parent: {type:'progress', held, failed} {type:'joined', ...} {type:'status', ...} {type:'stopped'}
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fromBase64Url } from '@parley/protocol'
@@ -15,8 +18,9 @@ interface JoinMessage {
   clients: Array<{ seed: string; credential: string }>
   concurrency: number
   retries: number
+  quiet: boolean
 }
-type Message = JoinMessage | { type: 'status' } | { type: 'stop' }
+type Message = JoinMessage | { type: 'status' } | { type: 'halt' } | { type: 'stop' }
 
 const send = (message: Record<string, unknown>): void => {
   process.send?.(message)
@@ -29,6 +33,7 @@ const held: ParleyNode[] = []
 let supernodePeer = ''
 let disconnects = 0
 let stopping = false
+let halted = false
 
 function errorKey(err: unknown): string {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
@@ -51,6 +56,11 @@ async function joinOne(m: JoinMessage, client: { seed: string; credential: strin
     await node.stop().catch(() => {})
     return errorKey(err)
   }
+  if (m.quiet) {
+    // Not public API: the libp2p node's components.
+    const components = (node.libp2p as unknown as { components: { connectionMonitor: { stop(): void } } }).components
+    components.connectionMonitor.stop()
+  }
   node.libp2p.addEventListener('peer:disconnect', (event) => {
     if (!stopping && event.detail.toString() === supernodePeer) disconnects++
   })
@@ -69,7 +79,7 @@ async function join(m: JoinMessage): Promise<void> {
   let done = 0
   await Promise.all(
     Array.from({ length: m.concurrency }, async () => {
-      while (next < m.clients.length) {
+      while (next < m.clients.length && !halted) {
         const client = m.clients[next++]!
         for (let attempt = 0; ; attempt++) {
           const error = await joinOne(m, client)
@@ -111,6 +121,7 @@ function status(): void {
 process.on('message', (m: Message) => {
   if (m.type === 'join') void join(m).catch((err: unknown) => send({ type: 'error', message: String(err) }))
   else if (m.type === 'status') status()
+  else if (m.type === 'halt') halted = true
   else if (m.type === 'stop') {
     stopping = true
     void Promise.all(held.map(async (node) => await node.stop().catch(() => {}))).finally(() => {

@@ -4,10 +4,16 @@
 // Reports the supernode's resident memory (VmRSS) idle and at each level, the memory
 // per connection, the time to reach each level, and whether the connections stay up.
 //
-// The supernode is `parley supernode` as shipped. Where it refuses connections before
-// the last level (libp2p's connection manager: maxConnections), the levels are run
-// again on the same startDaemon in bench/daemon-host.ts with only maxConnections
-// raised at run time, and both are reported.
+// The supernode is `parley supernode` as shipped, the clients as shipped too (libp2p's
+// connection monitor pings each connection every 10 s and closes it when a ping is
+// 5 s late). Where the run stops short of the last level, it is run again with one
+// thing changed, and both are reported:
+//  - the supernode refused connections at maxConnections: the same startDaemon in
+//    bench/daemon-host.ts with only maxConnections raised at run time;
+//  - else (the connections collapsed: pings late because the workers' event loops,
+//    each shared by ~1,250 nodes on a busy machine, stall for seconds): a new
+//    `parley supernode` with quiet clients (their connection monitors stopped).
+// A collapse (held connections falling under half their peak) halts the joins.
 //   node packages/node/bench/connections.bench.ts [LEVEL ...]     default 2000 5000
 import { type ChildProcess, fork } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -126,17 +132,23 @@ class Workers {
     return await new Promise((resolve) => this.#waiting.get(child)!.push({ type, resolve }))
   }
 
+  /** No more joins (after a collapse). */
+  halt(): void {
+    for (const child of this.#children) child.send({ type: 'halt' })
+  }
+
   /** Adds `n` clients, spread over the workers; resolves when every worker is done. */
   async join(
     target: string,
     n: number,
-    retries: number
+    retries: number,
+    quiet: boolean
   ): Promise<{ held: number; added: number; failed: number; retried: number; errors: Record<string, number> }> {
     const replies = await Promise.all(
       this.#children.map(async (child, w) => {
         const share = Math.floor(n / WORKERS) + (w < n % WORKERS ? 1 : 0)
         const done = this.#next(child, 'joined')
-        child.send({ type: 'join', target, trustedKeys, clients: newClients(share), concurrency: CONCURRENCY, retries })
+        child.send({ type: 'join', target, trustedKeys, clients: newClients(share), concurrency: CONCURRENCY, retries, quiet })
         return await done
       })
     )
@@ -200,7 +212,7 @@ interface SupernodeUnderTest {
  * Grows the connections to LEVELS, reading the supernode's memory at each, then
  * holds the last level. Stops growing where the supernode refuses connections.
  */
-async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unknown>> {
+async function grow(supernode: SupernodeUnderTest, quiet: boolean): Promise<Record<string, unknown>> {
   const { pid, target } = supernode
   const workers = new Workers()
   try {
@@ -220,6 +232,8 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
     const workersCpu = async (): Promise<number> => (await Promise.all(workers.pids.map(cpuSeconds))).reduce((a, b) => a + b, 0)
     let last = { t: started, cpu: await cpuSeconds(pid), workers: await workersCpu() }
     let sampling = false
+    let peak = 0
+    let collapse: { atSeconds: number; peakHeld: number; held: number } | undefined
     const sampler = setInterval(() => {
       if (sampling) return
       sampling = true
@@ -243,6 +257,12 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
           status.loopDelayMaxMs
         ])
         last = { t, cpu, workers: clientsCpu }
+        peak = Math.max(peak, status.connected)
+        if (collapse === undefined && peak >= 500 && status.connected < peak / 2) {
+          collapse = { atSeconds: Math.round((t - started) / 1000), peakHeld: peak, held: status.connected }
+          progress(`collapse: ${status.connected} connections held, down from ${peak}; no more joins`)
+          workers.halt()
+        }
       })()
         .catch(() => {})
         .finally(() => {
@@ -255,7 +275,7 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
     for (const level of LEVELS) {
       const stepStarted = performance.now()
       const cpuBefore = await cpuSeconds(pid)
-      const joined = await workers.join(target, level - held, RETRIES)
+      const joined = await workers.join(target, level - held, RETRIES, quiet)
       const reachedMs = performance.now() - started
       const stepMs = performance.now() - stepStarted
       const cpuUsed = (await cpuSeconds(pid)) - cpuBefore
@@ -297,10 +317,10 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
             }),
         workersRssMiB: status.workersRssMiB
       })
-      // A supernode at a limit refuses most new connections: then the next level is pointless.
-      if (added < 0.9 * asked) {
+      // Short of the level (refused, or collapsed): the next level is pointless.
+      if (status.connected < 0.9 * level || collapse !== undefined) {
         stoppedAt = status.connected
-        progress(`only ${added} of ${asked} new connections joined: not going further`)
+        progress(`${status.connected} connections held (${added} of ${asked} joined): not going further`)
         break
       }
     }
@@ -313,9 +333,13 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
     const stats = await supernode.stats?.()
     const memory = await procMemory(pid)
     clearInterval(sampler)
+    const errorLog = { supernode: supernodeErrors(supernode), clients: workers.errorLines.top() }
     return {
+      clients: quiet ? 'quiet (connection monitors stopped)' : 'as shipped (connection monitor on)',
       openFileLimit: files,
       stoppedShortAt: stoppedAt ?? null,
+      collapse: collapse ?? null,
+      refusedAtMaxConnections: (errorLog.supernode.refusedMaxConnections as number) > 0,
       idle: {
         rssMiB: idle.rssMiB,
         cpuPercent: idleCpuPercent,
@@ -333,7 +357,7 @@ async function grow(supernode: SupernodeUnderTest): Promise<Record<string, unkno
         supernodeCpuPercent: rate((cpuUsed / HOLD_SECONDS) * 100),
         supernodeRssMiBAtEnd: memory.rssMiB
       },
-      errorLog: { supernode: supernodeErrors(supernode), clients: workers.errorLines.top() },
+      errorLog,
       timeline: {
         columns: [
           'seconds',
@@ -362,22 +386,25 @@ function supernodeErrors(supernode: SupernodeUnderTest): Record<string, unknown>
 }
 
 /** `parley supernode`, as shipped. */
-async function shipped(dir: string, netFile: string): Promise<Record<string, unknown>> {
-  const data = join(dir, 'shipped')
-  await makeProfile(data, network, 'bench_super_shipped', netFile)
+async function shipped(dir: string, netFile: string, quiet: boolean): Promise<Record<string, unknown>> {
+  const data = join(dir, quiet ? 'quiet' : 'shipped')
+  await makeProfile(data, network, quiet ? 'bench_super_quiet' : 'bench_super_shipped', netFile)
   const role = await startRole(['supernode', '--data', data, '--network', netFile], { env: { ...process.env, ...REFUSALS_LOG_ENV } })
   supernodes.add(role.child)
   return {
     supernode: 'parley supernode',
-    ...(await grow({
-      pid: role.child.pid as number,
-      target: (role.ready.addrs as string[])[0] as string,
-      stderr: () => role.stderr(),
-      stop: async () => {
-        await role.stop()
-        supernodes.delete(role.child)
-      }
-    }))
+    ...(await grow(
+      {
+        pid: role.child.pid as number,
+        target: (role.ready.addrs as string[])[0] as string,
+        stderr: () => role.stderr(),
+        stop: async () => {
+          await role.stop()
+          supernodes.delete(role.child)
+        }
+      },
+      quiet
+    ))
   }
 }
 
@@ -394,16 +421,19 @@ async function raised(dir: string, netFile: string): Promise<Record<string, unkn
     supernode: 'bench/daemon-host.ts: startDaemon as in `parley supernode`, connectionManager.setMaxConnections at run time',
     configuredMaxConnections: host.ready.defaultMaxConnections,
     maxConnections: host.ready.maxConnections,
-    ...(await grow({
-      pid: host.pid,
-      target: (host.ready.addrs as string[])[0] as string,
-      stats: async () => await host.ask('stats', 'stats'),
-      stderr: () => host.stderr(),
-      stop: async () => {
-        await host.stop()
-        supernodes.delete(host.child)
-      }
-    }))
+    ...(await grow(
+      {
+        pid: host.pid,
+        target: (host.ready.addrs as string[])[0] as string,
+        stats: async () => await host.ask('stats', 'stats'),
+        stderr: () => host.stderr(),
+        stop: async () => {
+          await host.stop()
+          supernodes.delete(host.child)
+        }
+      },
+      false
+    ))
   }
 }
 
@@ -418,9 +448,11 @@ process.once('SIGTERM', exit)
 process.once('SIGINT', exit)
 try {
   const netFile = await writeNetworkFile(join(dir, 'net.json'), network)
-  const shippedResult = await shipped(dir, netFile)
-  // Only when the shipped supernode stopped short: what the levels cost with its limit raised.
-  const raisedResult = shippedResult.stoppedShortAt === null ? null : await raised(dir, netFile)
+  const shippedResult = await shipped(dir, netFile, false)
+  // Only when the shipped run stopped short: again with the supernode's limit raised, or with quiet clients.
+  const short = shippedResult.stoppedShortAt !== null
+  const raisedResult = short && shippedResult.refusedAtMaxConnections === true ? await raised(dir, netFile) : null
+  const quietResult = short && raisedResult === null ? await shipped(dir, netFile, true) : null
   process.stdout.write(
     `${JSON.stringify({
       bench: 'connections',
@@ -429,7 +461,8 @@ try {
       dialsInFlight: WORKERS * CONCURRENCY,
       note: 'supernode, 4 client worker processes and the bench share 2 cores; the clients listen on loopback and run full ParleyNodes (DHT client, records)',
       shipped: shippedResult,
-      raised: raisedResult
+      raised: raisedResult,
+      quietClients: quietResult
     })}\n`
   )
 } finally {
