@@ -190,6 +190,9 @@ export const LIMITS = {
     deliverTimeoutMs: 5_000,
     /** How often a device looks in its mailboxes (and at once when it starts). */
     collectEveryMs: 30_000,
+    /** A user's devices are looked up in the directory again after this long (those seen before are used meanwhile). */
+    devicesFreshMs: 60_000,
+    devicesFreshEntries: 10_000,
     /** Envelopes a device takes from another device of its user when it catches up (a new device: recent history). */
     catchUpMax: 5_000,
     catchUpTimeoutMs: 30_000,

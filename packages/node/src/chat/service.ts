@@ -88,6 +88,9 @@ export class ChatService {
   #timer: ReturnType<typeof setInterval> | undefined
   #collector: ReturnType<typeof setInterval> | undefined
   #draining: Promise<void> | undefined
+  #again: Promise<void> | undefined
+  /** When each user's devices were last looked up in the directory. */
+  readonly #lookedUp = new Map<string, number>()
 
   constructor(components: ChatComponents) {
     this.#c = components
@@ -261,8 +264,19 @@ export class ChatService {
   }
 
   /** One pass over the outbox: every due entry is tried directly, then left for the mailbox. */
+  /** One pass over the outbox; a call during a pass gets another pass right after it (what it queued is tried). */
   async drain(): Promise<void> {
-    this.#draining ??= this.#drain().finally(() => {
+    if (this.#draining !== undefined) {
+      this.#again ??= this.#draining
+        .catch(() => {})
+        .then(async () => {
+          this.#again = undefined
+          await this.drain()
+        })
+      await this.#again
+      return
+    }
+    this.#draining = this.#drain().finally(() => {
       this.#draining = undefined
     })
     await this.#draining
@@ -276,7 +290,8 @@ export class ChatService {
       [...byDevice.entries()].map(async ([device, entries]) => {
         const { acked: delivered, refused } = await this.#deliver(
           device,
-          entries.map((e) => e.raw)
+          entries.map((e) => e.raw),
+          entries[0]?.recipient
         ).catch(() => ({ acked: new Set<string>(), refused: new Map<string, string>() }))
         for (const e of entries) {
           const refusal = refused.get(e.envelopeId)
@@ -418,11 +433,27 @@ export class ChatService {
   }
 
   /** Sends envelopes to one device if it can be reached now; the ids it acknowledged, and those it refused (with the code). */
-  async #deliver(device: string, raws: Uint8Array[]): Promise<{ acked: Set<string>; refused: Map<string, string> }> {
+  async #deliver(device: string, raws: Uint8Array[], recipient?: string): Promise<{ acked: Set<string>; refused: Map<string, string> }> {
     const { node } = this.#c
     const peer = peerIdFromString(device)
     const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
-    const connection = await node.libp2p.dial(peer, { signal })
+    // An open connection is used as it is (a direct one first); otherwise dial.
+    const open = node.libp2p
+      .getConnections(peer)
+      .filter((c) => c.status === 'open')
+      .sort((a, b) => Number(a.limits !== undefined) - Number(b.limits !== undefined))[0]
+    let connection = open
+    if (connection === undefined) {
+      try {
+        connection = await node.libp2p.dial(peer, { signal })
+      } catch (err) {
+        // Its addresses may have changed (a restart, another network): ask the directory, once, and dial again.
+        if (recipient === undefined) throw err
+        this.#lookedUp.delete(recipient.toLowerCase())
+        await this.#devicesOf(recipient)
+        connection = await node.libp2p.dial(peer, { signal })
+      }
+    }
     const hello = await node.hello.greet(connection)
     if (!hello.ok) throw new Error(`hello: ${hello.reason}`)
     const stream = await connection.newStream(CHAT_PROTOCOL, { signal, runOnLimitedConnection: true })
@@ -430,18 +461,22 @@ export class ChatService {
     const acked = new Set<string>()
     const refused = new Map<string, string>()
     try {
-      for (const raw of raws) {
-        await lp.write(raw, { signal })
-        const answer = JSON.parse(decoder.decode((await lp.read({ signal })).subarray())) as {
-          id?: string
-          ok?: boolean
-          refused?: { code?: string }
+      // All the envelopes first, then the answers: one round trip per batch, not per envelope.
+      const reading = (async () => {
+        for (let i = 0; i < raws.length; i++) {
+          const answer = JSON.parse(decoder.decode((await lp.read({ signal })).subarray())) as {
+            id?: string
+            ok?: boolean
+            refused?: { code?: string }
+          }
+          if (typeof answer.id !== 'string') continue
+          if (answer.ok === true) acked.add(answer.id)
+          else if (answer.refused?.code === 'NOT_ALLOWED' || answer.refused?.code === 'NOT_FOR_ME')
+            refused.set(answer.id, answer.refused.code)
         }
-        if (typeof answer.id !== 'string') continue
-        if (answer.ok === true) acked.add(answer.id)
-        else if (answer.refused?.code === 'NOT_ALLOWED' || answer.refused?.code === 'NOT_FOR_ME')
-          refused.set(answer.id, answer.refused.code)
-      }
+      })()
+      for (const raw of raws) await lp.write(raw, { signal })
+      await reading
       await stream.close({ signal }).catch(() => {})
     } catch (err) {
       stream.abort(err as Error)
@@ -563,6 +598,12 @@ export class ChatService {
 
   /** A user's devices: online now (directory) and seen before. */
   async #devicesOf(name: string): Promise<string[]> {
+    // The directory is asked again only now and then: devices seen before are known, and new ones show up through it.
+    const known = this.#c.store.devicesOf(name, LIMITS.overlay.devicesPerUser)
+    const last = this.#lookedUp.get(name.toLowerCase()) ?? 0
+    if (known.length > 0 && Date.now() - last < LIMITS.chat.devicesFreshMs) return known
+    this.#lookedUp.set(name.toLowerCase(), Date.now())
+    if (this.#lookedUp.size > LIMITS.chat.devicesFreshEntries) this.#lookedUp.delete(this.#lookedUp.keys().next().value as string)
     try {
       const found = await this.#c.node.records.whois(name, { signal: AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs) })
       for (const d of found.devices) {
