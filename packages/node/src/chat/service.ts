@@ -293,27 +293,37 @@ export class ChatService {
           entries.map((e) => e.raw),
           entries[0]?.recipient
         ).catch(() => ({ acked: new Set<string>(), refused: new Map<string, string>() }))
+        // Those not reached now are sealed into the mailboxes first (network), then every outcome is kept in one transaction.
+        const stored = new Set<string>()
         for (const e of entries) {
-          const refusal = refused.get(e.envelopeId)
-          if (refusal !== undefined) {
-            // Refused for good (privacy, not for this user): no retry; the sender sees why.
-            this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
-            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'refused'))
-              this.#c.emit('message.state', { id: e.envelopeId, state: 'refused', reason: refusal })
-          } else if (!delivered.has(e.envelopeId) && e.state === 'pending' && (await this.#store(e))) {
-            // Not reachable now: sealed to that device and left in its user's mailboxes; it fetches it when it comes back.
-            this.#c.store.forget(e.envelopeId, device)
-            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'stored'))
-              this.#c.emit('message.state', { id: e.envelopeId, state: 'stored' })
-          } else if (delivered.has(e.envelopeId)) {
-            this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
-            if (e.recipient !== this.#c.me() && this.#c.store.raiseState(e.envelopeId, 'delivered'))
-              this.#c.emit('message.state', { id: e.envelopeId, state: 'delivered' })
-          } else {
-            const backoff = Math.min(LIMITS.chat.outboxMaxBackoffMs, LIMITS.chat.outboxEveryMs * 2 ** Math.min(e.attempts, 10))
-            this.#c.store.settle(e.envelopeId, device, e.state, Date.now() + backoff)
-          }
+          if (!refused.has(e.envelopeId) && !delivered.has(e.envelopeId) && e.state === 'pending' && (await this.#store(e)))
+            stored.add(e.envelopeId)
         }
+        const me = this.#c.me()
+        const changes: Array<{ id: string; state: MessageState; reason?: string }> = []
+        this.#c.store.transaction(() => {
+          for (const e of entries) {
+            const refusal = refused.get(e.envelopeId)
+            const own = e.recipient === me
+            if (refusal !== undefined) {
+              // Refused for good (privacy, not for this user): no retry; the sender sees why.
+              this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
+              if (!own && this.#c.store.raiseState(e.envelopeId, 'refused'))
+                changes.push({ id: e.envelopeId, state: 'refused', reason: refusal })
+            } else if (delivered.has(e.envelopeId)) {
+              this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
+              if (!own && this.#c.store.raiseState(e.envelopeId, 'delivered')) changes.push({ id: e.envelopeId, state: 'delivered' })
+            } else if (stored.has(e.envelopeId)) {
+              // Left sealed in the device's mailboxes: it fetches it when it comes back.
+              this.#c.store.forget(e.envelopeId, device)
+              if (!own && this.#c.store.raiseState(e.envelopeId, 'stored')) changes.push({ id: e.envelopeId, state: 'stored' })
+            } else {
+              const backoff = Math.min(LIMITS.chat.outboxMaxBackoffMs, LIMITS.chat.outboxEveryMs * 2 ** Math.min(e.attempts, 10))
+              this.#c.store.settle(e.envelopeId, device, e.state, Date.now() + backoff)
+            }
+          }
+        })
+        for (const change of changes) this.#c.emit('message.state', change)
       })
     )
   }
@@ -500,19 +510,22 @@ export class ChatService {
     const me = this.#me()
     const envelope = signEnvelope({ conv, kind, from: me, lamport: this.clock.tick(), body }, this.#c.device)
     const raw = encodeEnvelope(envelope)
-    this.#c.store.add(envelope, raw, 'pending')
     const recipients = [...new Set(to.filter((n) => n.toLowerCase() !== me.toLowerCase()))]
     const devices = await Promise.all(recipients.map(async (name) => [name, await this.#devicesOf(name)] as const))
     const mine = options.toSelf === false ? [] : (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
-    for (const [name, theirs] of devices) {
-      // Envelopes of others this one brings along (a group's history for a new member) go first.
-      for (const f of options.forwardTo?.includes(name) === true ? (options.forward ?? []) : []) {
-        const id = envelopeIdOf(f)
-        if (id !== undefined) this.#c.store.enqueue(id, name, theirs)
+    // Kept and queued in one transaction: one disk sync, and never one without the other.
+    this.#c.store.transaction(() => {
+      this.#c.store.add(envelope, raw, 'pending')
+      for (const [name, theirs] of devices) {
+        // Envelopes of others this one brings along (a group's history for a new member) go first.
+        for (const f of options.forwardTo?.includes(name) === true ? (options.forward ?? []) : []) {
+          const id = envelopeIdOf(f)
+          if (id !== undefined) this.#c.store.enqueue(id, name, theirs)
+        }
+        this.#c.store.enqueue(envelope.id, name, theirs)
       }
-      this.#c.store.enqueue(envelope.id, name, theirs)
-    }
-    this.#c.store.enqueue(envelope.id, me, mine)
+      this.#c.store.enqueue(envelope.id, me, mine)
+    })
     await this.drain()
     return envelope.id
   }

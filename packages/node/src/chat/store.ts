@@ -407,8 +407,24 @@ export class ChatStore {
         .run(text, lamport, id, target)
   }
 
+  /** Runs `work` in one transaction (one disk sync); nested calls join the outer one. */
+  transaction<T>(work: () => T): T {
+    return this.#transaction(work)
+  }
+
+  #depth = 0
+
   #transaction<T>(work: () => T): T {
+    if (this.#depth > 0) {
+      this.#depth++
+      try {
+        return work()
+      } finally {
+        this.#depth--
+      }
+    }
     this.#db.exec('BEGIN IMMEDIATE')
+    this.#depth = 1
     try {
       const result = work()
       this.#db.exec('COMMIT')
@@ -416,6 +432,8 @@ export class ChatStore {
     } catch (err) {
       this.#db.exec('ROLLBACK')
       throw err
+    } finally {
+      this.#depth = 0
     }
   }
 }
