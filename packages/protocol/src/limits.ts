@@ -60,6 +60,10 @@ export const LIMITS = {
     helloTimeoutMs: 10_000,
     /** Open connections one node holds (a supernode: its clients, other supernodes, relayed peers). */
     maxConnections: 6_000,
+    /** Connections being set up at once (Noise, yamux) on one node. */
+    maxIncomingPendingConnections: 128,
+    /** The keep-alive ping on every connection (a dead peer is found by it or by its socket closing). */
+    keepAliveMs: 60_000,
     /** Connecting to another user's device (dial, hello, direct attempt, ping). */
     reachTimeoutMs: 15_000,
     /** A signed user record (credential, addresses, presence). */

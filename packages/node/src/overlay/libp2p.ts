@@ -53,9 +53,12 @@ export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
     connectionManager: {
       // Many nodes dial a supernode from one host in tests; the default (5/s per host) refuses them.
       inboundConnectionThreshold: 1000,
-      maxConnections: LIMITS.overlay.maxConnections
+      maxConnections: LIMITS.overlay.maxConnections,
+      // libp2p's 10 turns clients away in bursts (a supernode's clients redialling after a restart).
+      maxIncomingPendingConnections: LIMITS.overlay.maxIncomingPendingConnections
     },
-    connectionMonitor: { enabled: init.role !== 'supernode' },
+    // A keep-alive ping per connection every 10 s (libp2p's default) costs a supernode with thousands of clients half a core.
+    connectionMonitor: { enabled: init.role !== 'supernode', pingInterval: LIMITS.overlay.keepAliveMs },
     services: {
       identify: identify(),
       ping: ping(),
