@@ -79,6 +79,8 @@ const SUPERNODES_LISTED = 100
 const ADDRS_LISTED = 2
 /** Supernodes a node asks for to grow its host cache. */
 const HOST_CACHE_LISTED = 20
+/** How often a supernode asks another (connected, at random) for its list, besides each one it meets. */
+const LISTS_EVERY_MS = 10_000
 /** A supernode that could not be dialled is left out of lookups and placements this long (or until it is seen again). */
 const UNREACHABLE_MS = 60_000
 /** How long a node that has just connected waits for identify to tell which peers are supernodes. */
@@ -133,6 +135,7 @@ export class RecordsService {
   #running = false
   #seq = 0
   #sweep: ReturnType<typeof setInterval> | undefined
+  #gossip: ReturnType<typeof setInterval> | undefined
 
   constructor(components: RecordsComponents, init: RecordsInit) {
     this.#c = components
@@ -166,6 +169,11 @@ export class RecordsService {
     if (this.#sweep !== undefined) return
     this.#sweep = setInterval(() => this.store.sweep(), 60_000)
     this.#sweep.unref?.()
+    this.#gossip = setInterval(() => {
+      const peers = this.#linkedSupernodes()
+      if (peers.length > 0) void this.#learnFrom(peers[Math.floor(Math.random() * peers.length)] as PeerId)
+    }, LISTS_EVERY_MS)
+    this.#gossip.unref?.()
     await this.#c.libp2p.handle(
       RECORDS_PROTOCOL,
       async (stream, connection) => {
@@ -181,7 +189,9 @@ export class RecordsService {
     this.#placed.clear()
     if (this.#sweep === undefined) return
     clearInterval(this.#sweep)
+    clearInterval(this.#gossip)
     this.#sweep = undefined
+    this.#gossip = undefined
     await this.#c.libp2p.unhandle(RECORDS_PROTOCOL).catch(() => {})
   }
 
@@ -435,12 +445,13 @@ export class RecordsService {
   }
 
   /**
-   * Where a record goes: the closest of the supernodes this node knows (no
-   * DHT walk: a walk costs a score of requests, and the supernodes that keep
-   * the directory know each other), else those a DHT walk finds.
+   * Where a record goes: on a supernode, the closest of the supernodes it
+   * knows (no DHT walk: a walk costs a score of requests, and supernodes know
+   * each other), else those a DHT walk finds.
    */
   async #targets(name: string, options: { signal?: AbortSignal }): Promise<PeerId[]> {
-    if (this.#known.size >= LIMITS.overlay.recordReplicas) return this.#nearest(name, this.#known.values())
+    // A client knows only a few supernodes (its links): it walks.
+    if (this.#init.serve && this.#known.size >= LIMITS.overlay.recordReplicas) return this.#nearest(name, this.#known.values())
     return (await this.#closestSupernodes(name, options)).peers
   }
 
@@ -555,7 +566,8 @@ export class RecordsService {
 
   /**
    * Supernodes learn each other from each other: a supernode asks each one it
-   * meets, once, which supernodes it knows, so that the closest it knows to a
+   * meets, once, and one at random every LISTS_EVERY_MS, which supernodes it
+   * knows, so that the closest it knows to a
    * key are the closest there are, without DHT walks. A listed supernode that
    * cannot be reached is left out at the first failed dial.
    */
@@ -592,7 +604,7 @@ export class RecordsService {
     // A device that left this supernode publishes again through another one.
     this.#placed.delete(id)
     for (const [device, placed] of this.#placed) {
-      if (placed.replicas.has(id)) void this.#placeAgain(device, placed)
+      if (placed.replicas.has(id)) void this.#placeAgain(device, placed, id)
     }
     if (id === this.#publishedThrough) {
       this.#publishedThrough = undefined
@@ -600,7 +612,8 @@ export class RecordsService {
     }
   }
 
-  async #placeAgain(device: string, placed: Placed): Promise<void> {
+  async #placeAgain(device: string, placed: Placed, gone: string): Promise<void> {
+    placed.replicas.delete(gone)
     try {
       checkRecord(placed.signed, this.#c.verifier)
     } catch {
@@ -608,9 +621,18 @@ export class RecordsService {
       this.#placed.delete(device)
       return
     }
-    // The closest it knows now (no walk: many records move at once when a supernode leaves).
-    const took = await this.#placeNearest(placed.signed, placed.name, this.#nearest(placed.name, this.#known.values()), {})
-    if (this.#placed.get(device) === placed) placed.replicas = new Set(took)
+    // On the closest it knows now that do not hold it yet (no walk: many records move at once when a supernode leaves).
+    const closest = this.#nearest(
+      placed.name,
+      [...this.#known.values()].filter((p) => p.toString() !== gone)
+    )
+    const took = await this.#place(
+      placed.signed,
+      placed.name,
+      closest.filter((p) => !placed.replicas.has(p.toString())),
+      {}
+    )
+    for (const id of took) placed.replicas.add(id)
   }
 
   /** Publishes the last record again (through another supernode), once at a time; waits for a link if there is none. */
@@ -630,13 +652,16 @@ export class RecordsService {
       })
   }
 
-  /** This supernode and up to `count` - 1 others it knows (the most recently seen; not the asker, not unreachable ones), with addresses. */
+  /** This supernode and up to `count` - 1 others it knows (a random sample; not the asker, not unreachable ones), with addresses. */
   #listSupernodes(asker: PeerId, count: number): Array<{ id: string; addrs: string[] }> {
     const own = this.#c.libp2p.getMultiaddrs().map((a) => a.toString())
     const listed = [{ id: this.#c.libp2p.peerId.toString(), addrs: own.slice(0, ADDRS_LISTED) }]
     const ids = [...this.#known.keys()]
-    for (let i = ids.length - 1; i >= 0 && listed.length < count; i--) {
-      const id = ids[i] as string
+    // A partial Fisher-Yates shuffle: each answer passes on a different sample of a long list.
+    for (let i = 0; i < ids.length && listed.length < count; i++) {
+      const j = i + Math.floor(Math.random() * (ids.length - i))
+      const id = ids[j] as string
+      ids[j] = ids[i] as string
       const addrs = this.#addrs.get(id)
       if (id === asker.toString() || addrs === undefined || this.#unreachable.has(id)) continue
       listed.push({ id, addrs })
