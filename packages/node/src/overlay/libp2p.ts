@@ -77,6 +77,8 @@ export async function createOverlay(init: OverlayInit): Promise<OverlayLibp2p> {
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: init.role === 'client',
+        // A DHT client is in nobody's routing table: no self-query walk 1 s after start (it dialled and pinged a
+        // score of supernodes per client), only every 5 minutes; its rare walks do not wait for one.
         ...(init.role === 'client' ? { allowQueryWithZeroPeers: true, initialQuerySelfInterval: 300_000 } : {}),
         peerInfoMapper: init.privateAddresses === true ? passthroughMapper : removePrivateAddressesMapper
       })
