@@ -115,7 +115,10 @@ async function simulate(n: number): Promise<Record<string, unknown>> {
 }
 
 const results = []
-for (const n of sizes) results.push(await simulate(n))
+for (const n of sizes) {
+  results.push(await simulate(n))
+  progress(`result: ${JSON.stringify(results.at(-1))}`)
+}
 process.stdout.write(
   `${JSON.stringify({
     bench: 'lookup',

@@ -45,6 +45,7 @@ const SUPERNODE_LINKS = 8
  */
 const DIAL_TIMEOUT_MS = 5_000
 const JOIN_TRIES = 3
+const STOP_TIMEOUT_MS = 15_000
 
 export async function buildSimulation(network: TestNetwork, init: SimulationInit): Promise<Simulation> {
   const started = performance.now()
@@ -63,9 +64,9 @@ export async function buildSimulation(network: TestNetwork, init: SimulationInit
       await supernode.stop()
     },
     async stop() {
-      await Promise.all(clients.map(async (c) => await c.links.stop().catch(() => {})))
-      await Promise.all(clients.map(async (c) => await c.node.stop().catch(() => {})))
-      await Promise.all(supernodes.filter((s) => !stopped.has(s)).map(async (s) => await s.stop().catch(() => {})))
+      await Promise.all(clients.map(async (c) => await bounded(c.links.stop(), `${c.name}'s links`, progress)))
+      await Promise.all(clients.map(async (c) => await bounded(c.node.stop(), c.name, progress)))
+      await Promise.all(supernodes.filter((s) => !stopped.has(s)).map(async (s, i) => await bounded(s.stop(), `supernode ${i}`, progress)))
       for (const c of clients) c.cache.close()
     }
   }
@@ -113,6 +114,17 @@ export async function buildSimulation(network: TestNetwork, init: SimulationInit
     await sim.stop()
     throw err
   }
+}
+
+/** Waits for a node to stop, at most STOP_TIMEOUT_MS (a stop that never settles must not hang a test or a bench). */
+async function bounded(stopping: Promise<void>, what: string, progress: (message: string) => void): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), STOP_TIMEOUT_MS)
+  })
+  const outcome = await Promise.race([stopping.then(() => 'stopped' as const).catch(() => 'failed' as const), late])
+  clearTimeout(timer)
+  if (outcome !== 'stopped') progress(`${what}: stop ${outcome === 'late' ? `still pending after ${STOP_TIMEOUT_MS} ms` : 'failed'}`)
 }
 
 /** Connects and greets, trying again when a busy simulation makes a dial time out. */
