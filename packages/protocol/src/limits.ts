@@ -60,9 +60,9 @@ export const LIMITS = {
     helloTimeoutMs: 10_000,
     /** Open connections one node holds (a supernode: its clients, other supernodes, relayed peers). */
     maxConnections: 6_000,
-    /** Supernodes dialled at once beyond those missing, when a node fills its links. */
+    /** Supernodes dialled at once beyond those missing, when a node fills its links… */
     extraDialsPerWave: 2,
-    /** …each one started this long after the previous one unless the links are full by then. */
+    /** …each started when the previous one failed or this long after it (Happy Eyeballs). */
     dialStaggerMs: 250,
     /** Connections being set up at once (Noise, yamux) on one node. */
     maxIncomingPendingConnections: 128,

@@ -124,40 +124,39 @@ export class SupernodeLinks extends EventTarget {
       const peerId = seed.split('/p2p/')[1]
       if (peerId !== undefined && !tried.has(peerId)) candidates.push({ peerId, addr: seed })
     }
-    // Dials go out in small waves, a few more than are missing: a candidate that is gone (the cache's last view)
-    // costs its dial timeout once per wave, not once per candidate, so a lost supernode is replaced within 2 s.
+    // Happy Eyeballs (RFC 8305) over the candidates: one dial starts, the next when it fails or after a short
+    // stagger, with at most a few more in flight than are missing. A candidate that is gone (the cache's last
+    // view) costs a stagger, not its dial timeout, so a lost supernode is replaced within 2 s.
     const pending = candidates.filter((c, i) => c.peerId !== own && candidates.findIndex((d) => d.peerId === c.peerId) === i)
-    while (pending.length > 0 && !this.#stopped && this.#linked.size < this.#init.target) {
-      const wave = pending.splice(0, this.#init.target - this.#linked.size + LIMITS.overlay.extraDialsPerWave)
-      // The wave ends when the links are full or every dial of it is done: a dead candidate's timeout is not waited for.
-      let full: () => void = () => {}
-      const filled = new Promise<void>((resolve) => {
-        full = resolve
-      })
-      const dials = Promise.all(
-        wave.map(async (c, i) => {
-          // Staggered, as in Happy Eyeballs (RFC 8305): the next candidate starts only if the links are not full by then.
-          if (i > 0) await new Promise((resolve) => setTimeout(resolve, i * LIMITS.overlay.dialStaggerMs))
-          if (this.#stopped || this.#linked.size >= this.#init.target) return
-          if (this.#linked.has(c.peerId)) return
-          const started = performance.now()
-          try {
-            const outcome = await this.#node.connect(c.addr, { signal: AbortSignal.timeout(this.#init.dialTimeoutMs ?? 1_500) })
-            if (!outcome.ok) throw new Error(outcome.reason)
-            const latencyMs = Math.round((performance.now() - started) * 100) / 100
-            this.#cache.seen(c.peerId, [c.addr])
-            this.#cache.succeeded(c.peerId, latencyMs)
-            if (this.#stopped || this.#linked.size >= this.#init.target) return
-            const linked = { peerId: c.peerId, addrs: [c.addr], latencyMs }
-            this.#linked.set(c.peerId, linked)
-            this.dispatchEvent(new CustomEvent('linked', { detail: linked }))
-            if (this.#linked.size >= this.#init.target) full()
-          } catch {
-            this.#cache.failed(c.peerId)
-          }
-        })
-      )
-      await Promise.race([dials, filled])
+    const inFlight = new Set<Promise<void>>()
+    const missing = (): number => this.#init.target - this.#linked.size
+    for (const c of pending) {
+      if (this.#stopped || missing() <= 0) break
+      const attempt: Promise<void> = this.#attempt(c).finally(() => inFlight.delete(attempt))
+      inFlight.add(attempt)
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, LIMITS.overlay.dialStaggerMs)), ...inFlight])
+      while (inFlight.size >= missing() + LIMITS.overlay.extraDialsPerWave && missing() > 0) await Promise.race(inFlight)
+    }
+    // The last ones: until the links are full or every dial is done.
+    while (inFlight.size > 0 && missing() > 0 && !this.#stopped) await Promise.race(inFlight)
+  }
+
+  /** Dials and greets one candidate, and links it if a link is still missing. */
+  async #attempt(c: { peerId: string; addr: string }): Promise<void> {
+    if (this.#linked.has(c.peerId)) return
+    const started = performance.now()
+    try {
+      const outcome = await this.#node.connect(c.addr, { signal: AbortSignal.timeout(this.#init.dialTimeoutMs ?? 1_500) })
+      if (!outcome.ok) throw new Error(outcome.reason)
+      const latencyMs = Math.round((performance.now() - started) * 100) / 100
+      this.#cache.seen(c.peerId, [c.addr])
+      this.#cache.succeeded(c.peerId, latencyMs)
+      if (this.#stopped || this.#linked.size >= this.#init.target || this.#linked.has(c.peerId)) return
+      const linked = { peerId: c.peerId, addrs: [c.addr], latencyMs }
+      this.#linked.set(c.peerId, linked)
+      this.dispatchEvent(new CustomEvent('linked', { detail: linked }))
+    } catch {
+      this.#cache.failed(c.peerId)
     }
   }
 
