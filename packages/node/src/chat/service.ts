@@ -625,7 +625,7 @@ export class ChatService {
         this.#c.store.rememberDevice(name, d.peerId)
         if (d.addrs.length > 0)
           await this.#c.node.libp2p.peerStore
-            .merge(peerIdFromString(d.peerId), { multiaddrs: d.addrs.map((a) => multiaddrOf(a)) })
+            .merge(peerIdFromString(d.peerId), { multiaddrs: d.addrs.map((a) => multiaddr(a)) })
             .catch(() => {})
       }
     } catch {
@@ -796,8 +796,4 @@ function envelopeIdOf(frame: Uint8Array): string | undefined {
   } catch {
     return undefined
   }
-}
-
-function multiaddrOf(a: string) {
-  return multiaddr(a)
 }

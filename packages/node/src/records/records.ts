@@ -730,14 +730,8 @@ export class RecordsService {
       return
     }
     if (request.op === 'publish') {
-      let checked: CheckedRecord
-      try {
-        checked = checkRecord(request.record as SignedRecord, this.#c.verifier)
-      } catch (err) {
-        const e = err instanceof RecordError ? err : new RecordError('MALFORMED', 'bad record')
-        await reply({ refused: { code: e.code, message: e.message } })
-        return
-      }
+      const checked = await checkedOrRefused(request.record, this.#c.verifier, reply)
+      if (checked === undefined) return
       const took = await this.#placeNearest(checked.signed, checked.name, await this.#targets(checked.name, { signal }), { signal })
       // Kept while the device stays linked here, to put it elsewhere when a replica goes away.
       if (checked.peerId === connection.remotePeer.toString())
@@ -746,14 +740,8 @@ export class RecordsService {
       return
     }
     if (request.op === 'put') {
-      let checked: CheckedRecord
-      try {
-        checked = checkRecord(request.record as SignedRecord, this.#c.verifier)
-      } catch (err) {
-        const e = err instanceof RecordError ? err : new RecordError('MALFORMED', 'bad record')
-        await reply({ refused: { code: e.code, message: e.message } })
-        return
-      }
+      const checked = await checkedOrRefused(request.record, this.#c.verifier, reply)
+      if (checked === undefined) return
       const outcome = this.store.put(checked)
       if (outcome === 'REPLAYED' || outcome === 'FULL') {
         await reply({
@@ -793,6 +781,21 @@ function devicesOf(records: CheckedRecord[]): DeviceEntry[] {
 /** A count from another peer's answer: a small non-negative integer, else 0. */
 function count(value: unknown): number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 1000 ? value : 0
+}
+
+/** A record that checks out, or undefined after answering the refusal with its code. */
+async function checkedOrRefused(
+  record: unknown,
+  verifier: CredentialVerifier,
+  reply: (body: object) => Promise<void>
+): Promise<CheckedRecord | undefined> {
+  try {
+    return checkRecord(record as SignedRecord, verifier)
+  } catch (err) {
+    const e = err instanceof RecordError ? err : new RecordError('MALFORMED', 'bad record')
+    await reply({ refused: { code: e.code, message: e.message } })
+    return undefined
+  }
 }
 
 function elapsed(started: number): number {
