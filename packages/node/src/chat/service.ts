@@ -614,9 +614,9 @@ export class ChatService {
     // The directory is asked again only now and then: devices seen before are known, and new ones show up through it.
     const known = this.#c.store.devicesOf(name, LIMITS.overlay.devicesPerUser)
     const last = this.#lookedUp.get(name.toLowerCase()) ?? 0
-    // This user's own devices are always looked up: a device that came online a moment ago must get the contact list.
-    const own = name.toLowerCase() === this.#c.me()?.toLowerCase()
-    if (!own && known.length > 0 && Date.now() - last < LIMITS.chat.devicesFreshMs) return known
+    // This device does not count: until another device of its own user is known, the directory is asked every time.
+    const others = known.filter((d) => d !== this.#c.node.peerId)
+    if (others.length > 0 && Date.now() - last < LIMITS.chat.devicesFreshMs) return known
     this.#lookedUp.set(name.toLowerCase(), Date.now())
     if (this.#lookedUp.size > LIMITS.chat.devicesFreshEntries) this.#lookedUp.delete(this.#lookedUp.keys().next().value as string)
     try {
