@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
 import { testNetwork } from '@parley/testing'
+import fc from 'fast-check'
 import { ChatService, ChatStore, ParleyNode, PresenceService } from '../src/index.ts'
 
 const network = testNetwork()
@@ -278,9 +279,45 @@ describe('one user on two devices', () => {
     assert.deepEqual(ids(tablet), ids(phone))
     assert.equal(tablet.chat.isContact('ivan_chat'), true)
     laptop.chat.block('ivan_chat')
-    await until('the block reaches the phone', () => phone.chat.isBlocked('ivan_chat'))
+    await until('the block reaches the phone and the tablet', () => phone.chat.isBlocked('ivan_chat') && tablet.chat.isBlocked('ivan_chat'))
+  })
+
+  it('ends with the same contact states on every device, whatever order the changes arrive in', () => {
+    const states = ['requested', 'accepted', 'declined', 'blocked', 'removed'] as const
+    fc.assert(
+      fc.property(
+        // A version names one change: (Lamport time, device) is unique.
+        fc.uniqueArray(fc.record({ state: fc.constantFrom(...states), lamport: fc.nat(50), device: fc.constantFrom('a', 'b', 'c') }), {
+          minLength: 1,
+          maxLength: 12,
+          selector: (c) => `${c.lamport}/${c.device}`
+        }),
+        fc.integer(),
+        (changes, seed) => {
+          const inOrder = new ChatStore(':memory:')
+          const shuffled = new ChatStore(':memory:')
+          try {
+            for (const c of changes) inOrder.setContact('zed', c.state, null, c)
+            const order = [...changes].sort((x, y) => (hash(x, seed) < hash(y, seed) ? -1 : 1))
+            for (const c of order) shuffled.setContact('zed', c.state, null, c)
+            assert.equal(shuffled.contact('zed')?.state, inOrder.contact('zed')?.state)
+            assert.deepEqual(shuffled.contactVersion('zed'), inOrder.contactVersion('zed'))
+          } finally {
+            inOrder.close()
+            shuffled.close()
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
   })
 })
+
+function hash(change: { state: string; lamport: number; device: string }, seed: number): number {
+  let h = seed | 0
+  for (const ch of `${change.state}${change.lamport}${change.device}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619)
+  return h
+}
 
 describe('group chats', () => {
   it('a group of five with two members offline: everyone ends with the same history; invite, topic, leave', async () => {

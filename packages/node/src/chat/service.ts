@@ -150,35 +150,35 @@ export class ChatService {
     const current = this.#c.store.contact(name)
     // A request from them waiting here: adding them accepts it.
     if (current?.state === 'incoming') return await this.acceptContact(name)
-    this.#c.store.setContact(name, 'requested', message ?? null)
+    this.#decide(name, 'requested', message ?? null)
     await this.#send(name, 'contact', { action: 'request', ...(message === undefined ? {} : { message }) }, { toSelf: false })
     await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async acceptContact(name: string): Promise<Contact> {
-    this.#c.store.setContact(name, 'accepted')
+    this.#decide(name, 'accepted')
     await this.#send(name, 'contact', { action: 'accept' }, { toSelf: false })
     await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async declineContact(name: string): Promise<Contact> {
-    this.#c.store.setContact(name, 'declined')
+    this.#decide(name, 'declined')
     await this.#send(name, 'contact', { action: 'decline' }, { toSelf: false })
     await this.#syncContacts([name])
     return this.#c.store.contact(name) as Contact
   }
 
   async removeContact(name: string): Promise<void> {
-    this.#c.store.setContact(name, 'removed')
+    this.#decide(name, 'removed')
     await this.#send(name, 'contact', { action: 'remove' }, { toSelf: false })
     await this.#syncContacts([name])
   }
 
   /** Blocks a user: nothing of theirs reaches storage, they see no presence, and they are not told. */
   block(name: string): Contact {
-    this.#c.store.setContact(name, 'blocked')
+    this.#decide(name, 'blocked')
     this.#c.emit('contacts.changed', { name, state: 'blocked' })
     void this.#syncContacts([name]).catch(() => {})
     return this.#c.store.contact(name) as Contact
@@ -191,7 +191,7 @@ export class ChatService {
     if (mine.length === 0) return
     const contacts = names.flatMap((n) => {
       const c = this.#c.store.contact(n)
-      return c === undefined ? [] : [{ name: c.name, state: c.state }]
+      return c === undefined ? [] : [{ name: c.name, state: c.state, ...this.#c.store.contactVersion(n) }]
     })
     const envelope = signEnvelope(
       { conv: directConversation(me, me), kind: 'sync', from: me, lamport: this.clock.tick(), body: { contacts } },
@@ -200,6 +200,14 @@ export class ChatService {
     this.#c.store.add(envelope, encodeEnvelope(envelope), 'delivered')
     this.#c.store.enqueue(envelope.id, me, mine)
     await this.drain()
+  }
+
+  /** A decision of this user's, made on this device: newer than any state of that contact this device has seen. */
+  #decide(name: string, state: ContactState, message: string | null = null): void {
+    const seen = this.#c.store.contactVersion(name)
+    const lamport = Math.max(this.clock.tick(), seen.lamport + 1)
+    this.clock.observe(lamport)
+    this.#c.store.setContact(name, state, message, { lamport, device: this.#c.node.peerId })
   }
 
   isBlocked(name: string): boolean {
@@ -434,6 +442,8 @@ export class ChatService {
       stream.abort(new Error("history is for this user's own devices"))
       return
     }
+    // A device of this user's that this one may not know yet (newly logged in): later changes go to it too.
+    this.#c.store.rememberDevice(me, connection.remotePeer.toString())
     const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
     const request = JSON.parse(decoder.decode((await lp.read({ signal })).subarray())) as { since?: unknown; limit?: unknown }
     const since = Number.isSafeInteger(request.since) ? (request.since as number) : 0
@@ -736,28 +746,30 @@ export class ChatService {
         this.#c.emit('message.changed', this.#c.store.message(String(envelope.body.target)) ?? { id: envelope.body.target })
         return
       case 'contact': {
+        // The other user's decision: every device of this user gets the same envelope and makes the same change (its
+        // version is the envelope's), so it is not passed on to them.
         const action = envelope.body.action
         if (other === undefined) return
         const current = this.#c.store.contact(other)?.state
+        const version = { lamport: envelope.lamport, device: envelope.device }
         if (action === 'request') {
           if (current === 'accepted') {
             // They lost us (a new device, a removal undone): accept again.
             void this.#send(other, 'contact', { action: 'accept' }).catch(() => {})
           } else if (current === 'requested') {
-            this.#c.store.setContact(other, 'accepted')
+            this.#c.store.setContact(other, 'accepted', null, version)
             void this.#send(other, 'contact', { action: 'accept' }).catch(() => {})
           } else {
-            this.#c.store.setContact(other, 'incoming', typeof envelope.body.message === 'string' ? envelope.body.message : null)
+            this.#c.store.setContact(other, 'incoming', typeof envelope.body.message === 'string' ? envelope.body.message : null, version)
           }
         } else if (action === 'accept' && (current === 'requested' || current === 'accepted')) {
-          this.#c.store.setContact(other, 'accepted')
+          this.#c.store.setContact(other, 'accepted', null, version)
         } else if (action === 'decline' && current === 'requested') {
-          this.#c.store.setContact(other, 'declined')
+          this.#c.store.setContact(other, 'declined', null, version)
         } else if (action === 'remove' && current !== undefined) {
-          this.#c.store.setContact(other, 'removed')
+          this.#c.store.setContact(other, 'removed', null, version)
         }
         this.#c.emit('contacts.changed', this.#c.store.contact(other) ?? { name: other })
-        void this.#syncContacts([other]).catch(() => {})
         return
       }
       case 'group':
@@ -767,10 +779,17 @@ export class ChatService {
         // Another device of this user: its contact states become this one's.
         if (envelope.from !== me) return
         const states = new Set(['requested', 'incoming', 'accepted', 'declined', 'blocked', 'removed'])
-        for (const c of (envelope.body.contacts as Array<{ name?: unknown; state?: unknown }> | undefined) ?? []) {
+        // Each state carries its version: an older one (a replay, a change that crossed a newer one) changes nothing.
+        const entries =
+          (envelope.body.contacts as Array<{ name?: unknown; state?: unknown; lamport?: unknown; device?: unknown }> | undefined) ?? []
+        for (const c of entries) {
           if (typeof c.name !== 'string' || typeof c.state !== 'string' || !states.has(c.state) || c.name === me) continue
-          this.#c.store.setContact(c.name, c.state as ContactState)
-          this.#c.emit('contacts.changed', this.#c.store.contact(c.name) ?? { name: c.name })
+          const version = {
+            lamport: Number.isSafeInteger(c.lamport) ? (c.lamport as number) : 0,
+            device: typeof c.device === 'string' ? c.device : ''
+          }
+          if (this.#c.store.setContact(c.name, c.state as ContactState, null, version))
+            this.#c.emit('contacts.changed', this.#c.store.contact(c.name) ?? { name: c.name })
         }
         return
       }

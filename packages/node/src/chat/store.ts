@@ -47,6 +47,12 @@ export interface Contact {
   updatedAt: number
 }
 
+/** Who last changed a contact's state, and when (Lamport time): the newest wins. */
+export interface ContactVersion {
+  lamport: number
+  device: string
+}
+
 export interface OutboxEntry {
   envelopeId: string
   recipient: string
@@ -125,7 +131,9 @@ export class ChatStore {
         name TEXT PRIMARY KEY,
         state TEXT NOT NULL,
         message TEXT,
-        updated_at INTEGER NOT NULL
+        updated_at INTEGER NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        version_device TEXT NOT NULL DEFAULT ''
       );
       CREATE TABLE IF NOT EXISTS devices (
         name TEXT NOT NULL,
@@ -135,6 +143,13 @@ export class ChatStore {
       );
       CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `)
+    // A contacts table from before contact states had versions.
+    const columns = this.#db.prepare('PRAGMA table_info(contacts)').all() as Array<{ name: string }>
+    if (!columns.some((c) => c.name === 'version'))
+      this.#db.exec(`
+        ALTER TABLE contacts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE contacts ADD COLUMN version_device TEXT NOT NULL DEFAULT '';
+      `)
   }
 
   close(): void {
@@ -343,13 +358,30 @@ export class ChatStore {
     return row === undefined ? undefined : { name: row.name, state: row.state, message: row.message, updatedAt: row.updated_at }
   }
 
-  setContact(name: string, state: ContactState, message: string | null = null, now = Date.now()): void {
-    this.#db
+  /**
+   * Sets a contact's state if `version` is newer than the one it has (the
+   * last writer wins, by Lamport time, then device): every device of the user
+   * ends with the same state whatever order the changes arrive in. Whether it
+   * was applied.
+   */
+  setContact(name: string, state: ContactState, message: string | null, version: ContactVersion, now = Date.now()): boolean {
+    const result = this.#db
       .prepare(
-        `INSERT INTO contacts (name, state, message, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET state = excluded.state, message = coalesce(excluded.message, contacts.message), updated_at = excluded.updated_at`
+        `INSERT INTO contacts (name, state, message, updated_at, version, version_device) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET state = excluded.state, message = coalesce(excluded.message, contacts.message),
+           updated_at = excluded.updated_at, version = excluded.version, version_device = excluded.version_device
+         WHERE (excluded.version, excluded.version_device) > (contacts.version, contacts.version_device)`
       )
-      .run(name, state, message, now)
+      .run(name, state, message, now, version.lamport, version.device)
+    return Number(result.changes) > 0
+  }
+
+  /** The version of a contact's state (Lamport time 0 when there is none). */
+  contactVersion(name: string): ContactVersion {
+    const row = this.#db.prepare('SELECT version, version_device FROM contacts WHERE name = ?').get(name) as
+      | { version: number; version_device: string }
+      | undefined
+    return { lamport: row?.version ?? 0, device: row?.version_device ?? '' }
   }
 
   contacts(): Contact[] {
