@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
+import { directConversation, encodeEnvelope, signEnvelope } from '@parley/messaging'
+import { LIMITS } from '@parley/protocol'
 import { testNetwork } from '@parley/testing'
 import fc from 'fast-check'
-import { ChatService, ChatStore, ParleyNode, PresenceService } from '../src/index.ts'
+import { CHAT_PROTOCOL, ChatService, ChatStore, ParleyNode, PresenceService } from '../src/index.ts'
 
 const network = testNetwork()
 
@@ -249,6 +253,38 @@ describe('blocking and privacy', () => {
     const refused = await stranger.chat.message('erin_chat', 'hello?')
     assert.equal(refused.state, 'refused')
     assert.deepEqual(erin.chat.history('stranger_chat', 10), [])
+  })
+})
+
+describe('abuse', () => {
+  it('refuses a flood of contact requests from a stranger with RATE_LIMITED, and the connection and the peer carry on', async () => {
+    const target = await startPeer('quiet_chat')
+    const spammer = await startPeer('spam_chat')
+    const connection = await spammer.node.libp2p.dial(peerIdFromString(target.node.peerId))
+    assert.equal((await spammer.node.hello.greet(connection)).ok, true)
+    const stream = await connection.newStream(CHAT_PROTOCOL)
+    const lp = lpStream(stream)
+    const conv = directConversation('spam_chat', 'quiet_chat')
+    const answers: Array<{ ok?: boolean; refused?: { code: string } }> = []
+    for (let i = 0; i < LIMITS.chat.requestBurst + 5; i++) {
+      const envelope = signEnvelope(
+        { conv, kind: 'contact', from: 'spam_chat', lamport: i + 1, body: { action: 'request', message: `please ${i}` } },
+        spammer.device
+      )
+      await lp.write(encodeEnvelope(envelope))
+      answers.push(JSON.parse(new TextDecoder().decode((await lp.read()).subarray())))
+    }
+    assert.equal(answers.filter((a) => a.ok === true).length, LIMITS.chat.requestBurst)
+    assert.deepEqual(
+      answers.slice(LIMITS.chat.requestBurst).map((a) => a.refused?.code),
+      Array(5).fill('RATE_LIMITED')
+    )
+    await stream.close()
+    assert.equal(target.chat.contacts().filter((c) => c.name === 'spam_chat').length, 1)
+    // A contact's messages are not held back by the request limit.
+    await target.chat.acceptContact('spam_chat')
+    assert.equal((await spammer.chat.message('quiet_chat', 'thanks')).state, 'delivered')
+    assert.equal(target.chat.history('spam_chat', 10).at(-1)?.text, 'thanks')
   })
 })
 

@@ -209,7 +209,19 @@ export const LIMITS = {
     /** Lines one history or search request returns at most. */
     historyMaxLimit: 1_000,
     /** The message that goes with a contact request. */
-    requestMessageMaxLength: 500
+    requestMessageMaxLength: 500,
+    /**
+     * Envelopes a device takes from one other user (their devices together):
+     * a burst, then a steady rate; more is refused with RATE_LIMITED, and the
+     * sender's outbox tries again later. The user's own devices are not counted.
+     */
+    senderBurst: 5_000,
+    senderPerMinute: 30_000,
+    /** Contact requests from users who are not contacts: a few, then a few an hour (spam). */
+    requestBurst: 20,
+    requestsPerMinute: 1,
+    /** Senders tracked at once (past it the oldest bucket is forgotten). */
+    senderBuckets: 10_000
   },
   /** Presence between contacts. */
   presence: {

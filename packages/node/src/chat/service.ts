@@ -21,6 +21,7 @@ import {
   signEnvelope
 } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
+import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
 import type { ChatStore, Contact, ContactState, MessageState, StoredMessage } from './store.ts'
 
@@ -54,7 +55,14 @@ export const CHAT_PROTOCOL = '/parley/chat/1.0.0'
 export const HISTORY_PROTOCOL = '/parley/history/1.0.0'
 
 export type Privacy = 'anyone' | 'contacts'
-export type ChatRefusal = 'NO_CREDENTIAL' | 'FORGED' | 'NOT_ALLOWED' | 'NOT_FOR_ME' | MessagingError['code']
+export type ChatRefusal = 'NO_CREDENTIAL' | 'FORGED' | 'NOT_ALLOWED' | 'NOT_FOR_ME' | 'RATE_LIMITED' | MessagingError['code']
+
+/** What one device answered to a batch of envelopes: taken, refused for good (with the code), or to be sent again later. */
+interface Delivery {
+  acked: Set<string>
+  refused: Map<string, string>
+  limited: Set<string>
+}
 
 export interface ChatComponents {
   node: ParleyNode
@@ -88,6 +96,9 @@ export class ChatService {
   #timer: ReturnType<typeof setInterval> | undefined
   #collector: ReturnType<typeof setInterval> | undefined
   #draining: Promise<void> | undefined
+  /** What one other user may send this device (LIMITS.chat): envelopes, and contact requests while not a contact. */
+  readonly #senders = new TokenBuckets(LIMITS.chat.senderPerMinute, LIMITS.chat.senderBurst, LIMITS.chat.senderBuckets)
+  readonly #requests = new TokenBuckets(LIMITS.chat.requestsPerMinute, LIMITS.chat.requestBurst, LIMITS.chat.senderBuckets)
   #again: Promise<void> | undefined
   /** When each user's devices were last looked up in the directory. */
   readonly #lookedUp = new Map<string, number>()
@@ -296,16 +307,21 @@ export class ChatService {
     for (const entry of due) byDevice.set(entry.device, [...(byDevice.get(entry.device) ?? []), entry])
     await Promise.all(
       [...byDevice.entries()].map(async ([device, entries]) => {
-        const { acked: delivered, refused } = await this.#deliver(
+        const {
+          acked: delivered,
+          refused,
+          limited
+        } = await this.#deliver(
           device,
           entries.map((e) => e.raw),
           entries[0]?.recipient
-        ).catch(() => ({ acked: new Set<string>(), refused: new Map<string, string>() }))
-        // Those not reached now are sealed into the mailboxes first (network), then every outcome is kept in one transaction.
+        ).catch((): Delivery => ({ acked: new Set(), refused: new Map(), limited: new Set() }))
+        // Those not reached now are sealed into the mailboxes first (network), then every outcome is kept in one
+        // transaction. Those the device asked to slow down for stay here and are tried again later.
         const stored = new Set<string>()
         for (const e of entries) {
-          if (!refused.has(e.envelopeId) && !delivered.has(e.envelopeId) && e.state === 'pending' && (await this.#store(e)))
-            stored.add(e.envelopeId)
+          const reached = refused.has(e.envelopeId) || delivered.has(e.envelopeId) || limited.has(e.envelopeId)
+          if (!reached && e.state === 'pending' && (await this.#store(e))) stored.add(e.envelopeId)
         }
         const me = this.#c.me()
         const changes: Array<{ id: string; state: MessageState; reason?: string }> = []
@@ -453,7 +469,7 @@ export class ChatService {
   }
 
   /** Sends envelopes to one device if it can be reached now; the ids it acknowledged, and those it refused (with the code). */
-  async #deliver(device: string, raws: Uint8Array[], recipient?: string): Promise<{ acked: Set<string>; refused: Map<string, string> }> {
+  async #deliver(device: string, raws: Uint8Array[], recipient?: string): Promise<Delivery> {
     const { node } = this.#c
     const peer = peerIdFromString(device)
     const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
@@ -480,6 +496,7 @@ export class ChatService {
     const lp = lpStream(stream, { maxDataLength: LIMITS.messaging.envelopeMaxBytes })
     const acked = new Set<string>()
     const refused = new Map<string, string>()
+    const limited = new Set<string>()
     try {
       // All the envelopes first, then the answers: one round trip per batch, not per envelope.
       const reading = (async () => {
@@ -493,6 +510,7 @@ export class ChatService {
           if (answer.ok === true) acked.add(answer.id)
           else if (answer.refused?.code === 'NOT_ALLOWED' || answer.refused?.code === 'NOT_FOR_ME')
             refused.set(answer.id, answer.refused.code)
+          else if (answer.refused?.code === 'RATE_LIMITED') limited.add(answer.id)
         }
       })()
       for (const raw of raws) await lp.write(raw, { signal })
@@ -501,7 +519,7 @@ export class ChatService {
     } catch (err) {
       stream.abort(err as Error)
     }
-    return { acked, refused }
+    return { acked, refused, limited }
   }
 
   /** Signs, keeps and queues an envelope for the other user's devices and this user's other devices; tries at once. */
@@ -722,6 +740,14 @@ export class ChatService {
       return refuse('NOT_FOR_ME', `${envelope.from} is not a member of this group here`)
     // Blocked: taken and dropped, never stored, and the sender is not told.
     if (other !== undefined && this.isBlocked(other)) return { ok: true, id: envelope.id }
+    if (!ownDevice) {
+      const wait = this.#senders.take(sender.toLowerCase())
+      if (wait > 0) return refuse('RATE_LIMITED', `too many messages from ${sender}: try again in ${wait} ms`)
+      if (envelope.kind === 'contact' && envelope.body.action === 'request' && !this.isContact(sender)) {
+        const requestWait = this.#requests.take(sender.toLowerCase())
+        if (requestWait > 0) return refuse('RATE_LIMITED', `too many contact requests from ${sender}: try again in ${requestWait} ms`)
+      }
+    }
     if (other !== undefined && !ownDevice && envelope.kind !== 'contact' && this.privacy === 'contacts' && !this.isContact(other))
       return refuse('NOT_ALLOWED', `${me} takes messages from contacts only`)
     // Typing is a moment, not history: told, never kept.
