@@ -168,6 +168,44 @@ describe('two users chat from the command line: contacts, presence, offline mess
     )
   })
 
+  it('talks in a group: create, message, the same history on every device, topic, leave', async () => {
+    const created = (await cli('alice', ['group', 'create', 'team', '--members', 'bob_cli'])) as {
+      group: { conv: string; members: string[] }
+    }
+    assert.deepEqual([...created.group.members].sort(), ['alice_cli', 'bob_cli'])
+    await until(
+      'bob has the group',
+      () => cli('bob', ['group', 'list']),
+      (r) => (r.groups as Array<{ conv: string }>).some((g) => g.conv === created.group.conv)
+    )
+    const sent = await cli('alice', ['group', 'msg', 'team', 'hello team'])
+    assert.equal(sent.state, 'delivered')
+    await cli('bob', ['group', 'msg', created.group.conv, 'hello alice'])
+    const texts = (r: Record<string, unknown>) => (r.messages as Array<{ text: string }>).map((m) => m.text).join('|')
+    for (const profile of ['alice', 'alice2', 'bob'])
+      await until(
+        `${profile} has both group lines`,
+        () => cli(profile, ['group', 'history', 'team']),
+        (r) => texts(r) === 'hello team|hello alice'
+      )
+    const topic = (await cli('bob', ['group', 'topic', 'team', 'plans for friday'])) as { group: { topic: string } }
+    assert.equal(topic.group.topic, 'plans for friday')
+    await until(
+      'alice sees the topic',
+      () => cli('alice', ['group', 'list']),
+      (r) => (r.groups as Array<{ topic: string }>)[0]?.topic === 'plans for friday'
+    )
+    await cli('bob', ['group', 'leave', 'team'])
+    await until(
+      'alice sees bob leave',
+      () => cli('alice', ['group', 'list']),
+      (r) => (r.groups as Array<{ members: string[] }>)[0]?.members.join() === 'alice_cli'
+    )
+    const unknown = await parley(['group', 'msg', 'nosuchgroup', 'x', '--data', join(dir, 'alice')])
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /no group “nosuchgroup” here/)
+  })
+
   it('refuses what the command line gets wrong, clearly', async () => {
     const r = await parley(['msg', 'bob_cli', 'x'.repeat(70_000), '--data', join(dir, 'alice')])
     assert.equal(r.code, 1)

@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { accountRegister, login, logout, renew, search, whoami } from './commands/account.ts'
-import { contactsCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
+import { contactsCommand, groupCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
@@ -30,6 +30,7 @@ export const COMMANDS: Command[] = [
   statusCommand,
   msgCommand,
   historyCommand,
+  groupCommand,
   ...notBuilt
 ]
 

@@ -108,3 +108,105 @@ export const historyCommand: Command = {
     )
   }
 }
+
+interface GroupView {
+  conv: string
+  name: string
+  topic: string
+  members: string[]
+}
+
+function groupLine(g: GroupView): string {
+  return `${g.name}  ${g.conv}  ${g.members.length} members: ${g.members.join(', ')}${g.topic ? `  — ${g.topic}` : ''}`
+}
+
+function namesOf(list: string | undefined, usage: string): string[] {
+  const names = (list ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '')
+  if (names.length === 0) throw new UsageError(`usage: ${usage}`)
+  return names
+}
+
+/** A group named by its id (g:…) or by its name, when only one group here has that name. */
+async function groupOf(ctx: Parameters<Command['run']>[0], which: string): Promise<GroupView> {
+  const { groups } = (await callDaemon(ctx, '/v1/groups')) as { groups: GroupView[] }
+  const byId = groups.find((g) => g.conv === which)
+  if (byId !== undefined) return byId
+  const byName = groups.filter((g) => g.name.toLowerCase() === which.toLowerCase())
+  if (byName.length === 1) return byName[0] as GroupView
+  if (byName.length > 1)
+    throw new UsageError(`${byName.length} groups are called “${which}”: name one by its id (${byName.map((g) => g.conv).join(', ')})`)
+  throw new UsageError(`no group “${which}” here: \`parley group list\` shows them`)
+}
+
+const GROUP_USAGE =
+  'parley group create NAME --members A,B | list | msg GROUP TEXT | history GROUP [--limit N] | invite GROUP --members A,B | topic GROUP TEXT | leave GROUP'
+
+export const groupCommand: Command = {
+  path: ['group'],
+  usage: GROUP_USAGE,
+  summary: 'group chats: create, message, invite, topic, leave (GROUP is the name or the id)',
+  options: { members: { type: 'string' }, limit: { type: 'string' } },
+  positionals: [1, 3],
+  async run(ctx) {
+    const [action, which, text] = ctx.positionals as [string, string | undefined, string | undefined]
+    const usage = (): never => {
+      throw new UsageError(`usage: ${GROUP_USAGE}`)
+    }
+    if (action === 'list') {
+      if (which !== undefined) usage()
+      const { groups } = (await callDaemon(ctx, '/v1/groups')) as { groups: GroupView[] }
+      ctx.out.result({ groups }, groups.length === 0 ? 'no groups yet' : groups.map(groupLine).join('\n'))
+      return
+    }
+    if (which === undefined) return usage()
+    if (action === 'create') {
+      if (text !== undefined) usage()
+      const members = namesOf(stringFlag(ctx, 'members'), GROUP_USAGE)
+      const { group } = (await callDaemon(ctx, '/v1/groups', { method: 'POST', body: { name: which, members } })) as { group: GroupView }
+      ctx.out.result({ group }, groupLine(group))
+      return
+    }
+    const group = await groupOf(ctx, which)
+    const path = `/v1/groups/${encodeURIComponent(group.conv)}`
+    if (action === 'msg') {
+      if (text === undefined) return usage()
+      const result = (await callDaemon(ctx, `${path}/messages`, { method: 'POST', body: { text } })) as { id: string; state: string }
+      ctx.out.result(result, `${result.state}  ${result.id}`)
+    } else if (action === 'history') {
+      const limit = stringFlag(ctx, 'limit')
+      if (limit !== undefined && !/^\d+$/.test(limit)) throw new UsageError('--limit takes a number')
+      const result = (await callDaemon(ctx, `${path}/history${limit === undefined ? '' : `?limit=${limit}`}`)) as {
+        messages: Array<{ from: string; text: string; at: number; deleted: boolean; edited: boolean }>
+      }
+      ctx.out.result(
+        result,
+        result.messages.length === 0
+          ? `no messages in ${group.name} yet`
+          : result.messages
+              .map(
+                (m) =>
+                  `${new Date(m.at).toISOString().slice(0, 16).replace('T', ' ')}  ${m.from}: ${m.deleted ? '(deleted)' : m.text}${m.edited ? ' (edited)' : ''}`
+              )
+              .join('\n')
+      )
+    } else if (action === 'invite') {
+      if (text !== undefined) usage()
+      const members = namesOf(stringFlag(ctx, 'members'), GROUP_USAGE)
+      const result = (await callDaemon(ctx, `${path}/invite`, { method: 'POST', body: { members } })) as { group: GroupView }
+      ctx.out.result(result, groupLine(result.group))
+    } else if (action === 'topic') {
+      if (text === undefined) return usage()
+      const result = (await callDaemon(ctx, `${path}/topic`, { method: 'PUT', body: { topic: text } })) as { group: GroupView }
+      ctx.out.result(result, groupLine(result.group))
+    } else if (action === 'leave') {
+      if (text !== undefined) usage()
+      await callDaemon(ctx, `${path}/leave`, { method: 'POST', body: {} })
+      ctx.out.result({ left: group.conv }, `left ${group.name}`)
+    } else {
+      usage()
+    }
+  }
+}
