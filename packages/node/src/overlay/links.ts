@@ -62,12 +62,14 @@ export class SupernodeLinks extends EventTarget {
     libp2p.addEventListener('peer:identify', this.#onIdentify)
     libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
     await this.fill()
-    this.#timer = setInterval(() => {
-      void this.discover().catch(() => {})
-      void this.fill().catch(() => {})
-    }, this.#init.discoverEveryMs ?? 60_000)
+    // What the first supernodes know fills the remaining links at once (a seed list is often one supernode).
+    const discoverAndFill = async (): Promise<void> => {
+      await this.discover().catch(() => {})
+      await this.fill()
+    }
+    this.#timer = setInterval(() => void discoverAndFill().catch(() => {}), this.#init.discoverEveryMs ?? 60_000)
     this.#timer.unref?.()
-    void this.discover().catch(() => {})
+    void discoverAndFill().catch(() => {})
   }
 
   async stop(): Promise<void> {

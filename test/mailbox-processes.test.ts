@@ -1,0 +1,157 @@
+// Offline messages through real processes: a login server, three supernodes
+// (the three mailbox replicas of a small network) and user daemons on
+// loopback. One of the three supernodes is killed (SIGKILL) while the
+// recipient is away; the recipient still gets the message, once, when it comes
+// back. A user the recipient blocked reaches nothing: no line, no presence.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { parley, type RunningRole, startRole } from '@parley/testing'
+
+const PASSWORD = 'mailbox test password 7'
+let dir: string
+let net: string
+const roles: RunningRole[] = []
+const daemons = new Map<string, RunningRole>()
+const supernodes: RunningRole[] = []
+
+async function cli(profile: string, args: string[], input?: string): Promise<Record<string, unknown>> {
+  const r = await parley([...args, '--data', join(dir, profile), '--json'], input === undefined ? {} : { input })
+  assert.equal(r.code, 0, `parley ${args.join(' ')} (${profile}): ${r.stderr}`)
+  return JSON.parse(r.stdout) as Record<string, unknown>
+}
+
+async function daemon(profile: string): Promise<RunningRole> {
+  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
+  roles.push(r)
+  daemons.set(profile, r)
+  return r
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last = await probe()
+  while (!ok(last)) {
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
+    await new Promise((r) => setTimeout(r, 200))
+    last = await probe()
+  }
+  return last
+}
+
+type Line = { id: string; from: string; text: string; state: string }
+const history = async (profile: string, other: string): Promise<Line[]> => (await cli(profile, ['history', other])).messages as Line[]
+type ContactLine = { name: string; state: string; presence?: string; mood?: string }
+const contacts = async (profile: string): Promise<ContactLine[]> => (await cli(profile, ['contacts', 'list'])).contacts as ContactLine[]
+
+async function befriend(a: [string, string], b: [string, string]): Promise<void> {
+  await cli(a[0], ['contacts', 'add', b[1]])
+  await until(
+    `${b[1]} sees ${a[1]}'s request`,
+    () => contacts(b[0]),
+    (c) => c.some((x) => x.name === a[1] && x.state === 'incoming')
+  )
+  await cli(b[0], ['contacts', 'accept', a[1]])
+  await until(
+    `${a[1]} sees the acceptance`,
+    () => contacts(a[0]),
+    (c) => c.some((x) => x.name === b[1] && x.state === 'accepted')
+  )
+}
+
+describe('offline messages with three mailbox supernodes, one of them killed; a blocked user reaches nothing', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-mailboxes-'))
+    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
+    roles.push(login)
+    const net0 = join(dir, 'net0.json')
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
+    const users = [
+      ['sn1', 'mb_super_1'],
+      ['sn2', 'mb_super_2'],
+      ['sn3', 'mb_super_3'],
+      ['carol', 'carol_mb'],
+      ['dan', 'dan_mb'],
+      ['eve', 'eve_mb']
+    ] as const
+    for (const [profile, name] of users) {
+      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
+      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
+    }
+    const first = await startRole(['supernode', '--data', join(dir, 'sn1'), '--network', net0])
+    roles.push(first)
+    supernodes.push(first)
+    const seed = (first.ready.addrs as string[])[0] as string
+    net = join(dir, 'net.json')
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
+    for (const profile of ['sn2', 'sn3']) {
+      const sn = await startRole(['supernode', '--data', join(dir, profile), '--network', net])
+      roles.push(sn)
+      supernodes.push(sn)
+    }
+    for (const profile of ['carol', 'dan', 'eve']) await daemon(profile)
+    // Every daemon links to all three supernodes (the default is 3).
+    for (const profile of ['carol', 'dan', 'eve'])
+      await until(
+        `${profile} links to the three supernodes`,
+        () => cli(profile, ['net']),
+        (r) => ((r.supernodes as unknown[] | undefined) ?? []).length === 3
+      )
+    await befriend(['carol', 'carol_mb'], ['dan', 'dan_mb'])
+    await befriend(['eve', 'eve_mb'], ['dan', 'dan_mb'])
+  })
+  after(async () => {
+    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('delivers a message stored while the recipient was away, although one of the three mailboxes was killed', async () => {
+    await daemons.get('dan')?.stop()
+    const sent = await cli('carol', ['msg', 'dan_mb', 'kept for you on three supernodes'])
+    assert.equal(sent.state, 'stored')
+    // One of the three replicas dies before dan is back.
+    await supernodes[1]?.stop('SIGKILL')
+    await daemon('dan')
+    const lines = await until(
+      'dan gets it from the two mailboxes left',
+      () => history('dan', 'carol_mb'),
+      (h) => h.some((m) => m.id === sent.id)
+    )
+    assert.equal(lines.filter((m) => m.id === sent.id).length, 1)
+    assert.equal(lines.find((m) => m.id === sent.id)?.text, 'kept for you on three supernodes')
+    await until(
+      'carol learns it was delivered',
+      () => history('carol', 'dan_mb'),
+      (h) => h.find((m) => m.id === sent.id)?.state === 'delivered'
+    )
+  })
+
+  it('a blocked user’s messages and presence go nowhere, and the blocked user is not told', async () => {
+    await until(
+      'dan sees eve online before',
+      () => contacts('dan'),
+      (c) => c.find((x) => x.name === 'eve_mb')?.presence === 'online'
+    )
+    await cli('dan', ['contacts', 'block', 'eve_mb'])
+    const sent = await cli('eve', ['msg', 'dan_mb', 'can you hear me?'])
+    assert.notEqual(sent.state, 'refused', 'the blocked user is not told')
+    await cli('eve', ['status', 'away', '--mood', 'still here'])
+    // Give the push and the line time to arrive if they were going to.
+    await new Promise((r) => setTimeout(r, 2_000))
+    assert.deepEqual(
+      (await history('dan', 'eve_mb')).map((m) => m.text),
+      []
+    )
+    const eve = (await contacts('dan')).find((x) => x.name === 'eve_mb')
+    assert.equal(eve?.state, 'blocked')
+    assert.notEqual(eve?.presence, 'away')
+    assert.notEqual(eve?.mood, 'still here')
+    // And dan's presence does not reach eve any more.
+    await cli('dan', ['status', 'dnd', '--mood', 'busy'])
+    await new Promise((r) => setTimeout(r, 1_500))
+    const seenByEve = (await contacts('eve')).find((x) => x.name === 'dan_mb')
+    assert.notEqual(seenByEve?.presence, 'dnd')
+  })
+})
