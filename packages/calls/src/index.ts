@@ -1,1 +1,28 @@
-export {}
+export * from './audio.ts'
+export * from './compare.ts'
+export * from './emodel.ts'
+export * from './errors.ts'
+export * from './peer.ts'
+export * from './quality.ts'
+export * from './resample.ts'
+export * from './wav.ts'
+export {
+  type AudioSink,
+  type AudioSinkFrame,
+  type AudioSource,
+  type AudioSourceData,
+  createAudioSink,
+  createAudioSource,
+  createPeerConnection,
+  type IceCandidate,
+  type IceCandidateInit,
+  type IceCandidateType,
+  type IceServer,
+  type MediaTrack,
+  type PeerConnection,
+  type PeerConnectionConfig,
+  type PeerConnectionState,
+  type SessionDescriptionInit,
+  type Stats,
+  type StatsReport
+} from './wrtc.ts'
