@@ -76,7 +76,7 @@ function fmt(f: FmtFields = {}): Chunk {
 function pcm(samples: Int16Array): Chunk {
   const body = new Uint8Array(samples.length * 2)
   const v = new DataView(body.buffer)
-  samples.forEach((s, i) => v.setInt16(2 * i, s, true))
+  for (let i = 0; i < samples.length; i++) v.setInt16(2 * i, samples[i]!, true)
   return chunk('data', body)
 }
 
