@@ -64,6 +64,10 @@ export const ERROR_CODES = {
   BAD_CONFIG: { http: 400, exit: 1 },
   /** A network request failed (connection refused, timeout). */
   NETWORK: { http: 503, exit: 1 },
+  /** A call ended without being connected (busy, declined, no answer, unavailable) or failed. */
+  CALL_NOT_CONNECTED: { http: 409, exit: 1 },
+  /** Nothing happened within the time given (an incoming call to answer, for one). */
+  TIMEOUT: { http: 408, exit: 1 },
   /** The feature exists in the contract but is not built yet. */
   NOT_IMPLEMENTED: { http: 501, exit: 1 }
 } as const satisfies Record<string, { http: number; exit: 0 | 1 | 2 }>

@@ -236,6 +236,34 @@ export const LIMITS = {
     /** Online turns to away after this long without the user doing anything. */
     idleAwayMs: 10 * 60_000
   },
+  /** Calls: signalling over `/parley/call/1.0.0` (media itself goes over WebRTC). */
+  calls: {
+    /** One signalling message (an SDP offer with audio, video and screen share is a few KiB). */
+    signalMaxBytes: 32 * 1024,
+    /** An SDP inside one. */
+    sdpMaxBytes: 24 * 1024,
+    /** A trickled ICE candidate line. */
+    candidateMaxBytes: 1024,
+    /** Signalling messages one call may carry each way (ICE candidates, renegotiations, hold, mute). */
+    signalsPerCall: 500,
+    /** Ringing without an answer turns into a missed call after this long. */
+    noAnswerMs: 45_000,
+    /** Reaching the callee's devices and hearing them ring. */
+    inviteTimeoutMs: 10_000,
+    /** Media connected after the answer, or the call fails. */
+    connectTimeoutMs: 15_000,
+    /** Calls at once on one device (ringing or connected); past it a new call gets `busy`. */
+    maxCalls: 1,
+    /** Incoming invites from one other user a minute (a ringing flood). */
+    invitesPerMinute: 10,
+    inviteBurst: 5,
+    /** Length of a call from the command line, and of a recording. */
+    maxSeconds: 3 * 60 * 60,
+    /** Live quality figures are taken this often. */
+    statsEveryMs: 1_000,
+    /** Calls kept in the call history. */
+    historyMax: 10_000
+  },
   /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
   messaging: {
     /** A chat line or an edit's new text, in UTF-8 bytes. */

@@ -637,6 +637,11 @@ export class ChatService {
       throw new ParleyError('PAYLOAD_TOO_LARGE', `a message is at most ${LIMITS.messaging.textMaxBytes} bytes of text (this one: ${bytes})`)
   }
 
+  /** A user's devices (peer ids): online now in the directory, and seen before; this device excluded. */
+  async devicesOf(name: string): Promise<string[]> {
+    return (await this.#devicesOf(name)).filter((d) => d !== this.#c.node.peerId)
+  }
+
   /** A user's devices: online now (directory) and seen before. */
   async #devicesOf(name: string): Promise<string[]> {
     // The directory is asked again only now and then: devices seen before are known, and new ones show up through it.

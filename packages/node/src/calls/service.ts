@@ -1,0 +1,748 @@
+import { randomBytes } from 'node:crypto'
+import type { Connection, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { AudioPeer, type CallQuality, type IceServer, QualityMonitor, remoteFingerprint } from '@parley/calls'
+import { LIMITS, ParleyError } from '@parley/protocol'
+import type { ChatService } from '../chat/service.ts'
+import { TokenBuckets } from '../mailbox/rate.ts'
+import type { ParleyNode } from '../node.ts'
+import { SignalChannel } from './channel.ts'
+import { CALL_PROTOCOL, type CancelReason, fingerprintsOf, type RejectReason, type Signal } from './signal.ts'
+import type { CallOutcome, CallRecord, CallStore } from './store.ts'
+
+/**
+ * Voice calls between devices: signalling over `/parley/call/1.0.0` (see
+ * signal.ts) on hello-verified connections, media over WebRTC (libwebrtc
+ * through @parley/calls' AudioPeer: Opus, its jitter buffer and loss
+ * concealment), encrypted with DTLS-SRTP whose fingerprints travel only in
+ * the authenticated signalling.
+ *
+ * A call rings every device of the callee that can be reached; the first to
+ * answer wins and the others are told `answered-elsewhere`. Only users who
+ * are not blocked ring (a blocked caller's invite is dropped as if the device
+ * were not there); with the privacy setting "contacts", strangers are
+ * declined (`not-allowed`). An unanswered call ends after
+ * LIMITS.calls.noAnswerMs: `no-answer` for the caller, `missed` for the
+ * callee. Every call ends in the call history (CallStore) with its outcome.
+ */
+
+export type CallState = 'calling' | 'ringing' | 'connecting' | 'active' | 'ended'
+
+export interface CallView {
+  id: string
+  direction: 'outgoing' | 'incoming'
+  peer: string
+  video: boolean
+  state: CallState
+  outcome: CallOutcome | null
+  reason: string | null
+  startedAt: number
+  answeredAt: number | null
+  endedAt: number | null
+  /** From the dial (or the answer, for the callee) to the first audio heard here, ms. */
+  setupMs: number | null
+  /** Connected time so far, s. */
+  seconds: number
+  /** local/remote candidate types of the selected pair ('host/host', 'srflx/host', 'relay/relay'). */
+  path: string | null
+  held: boolean
+  muted: boolean
+  /** The other side's hold and mute. */
+  remoteHeld: boolean
+  remoteMuted: boolean
+  quality: CallQuality | null
+}
+
+export interface CallMediaOptions {
+  /** 48 kHz mono samples to play into the call once it is connected. */
+  play?: Int16Array
+  /** Hang up this long after the call is connected. */
+  seconds?: number
+}
+
+export interface CallsComponents {
+  node: ParleyNode
+  chat: ChatService
+  store: CallStore
+  me: () => string | undefined
+  emit: (type: string, data: object) => void
+  /** STUN and TURN servers for ICE (none: host candidates only). */
+  iceServers?: () => Promise<IceServer[]>
+  /** How long a call rings before it is given up (default LIMITS.calls.noAnswerMs). */
+  noAnswerMs?: number
+}
+
+interface Call {
+  view: CallView
+  /** Outgoing: the stream to each device rung; incoming: the one from the caller. */
+  channels: Map<string, SignalChannel>
+  winner: SignalChannel | undefined
+  media: AudioPeer | undefined
+  /** The remote SDP (the offer for the callee, the answer for the caller), whose fingerprints the media must show. */
+  remoteSdp: string | undefined
+  /** Candidates that came before the remote description was set, per device. */
+  pendingIce: Map<string, Array<Extract<Signal, { t: 'ice' }>>>
+  /** Local candidates so far (outgoing: sent to each device as its stream opens). */
+  localIce: Array<Extract<Signal, { t: 'ice' }>>
+  options: CallMediaOptions
+  timers: Array<ReturnType<typeof setTimeout>>
+  monitor: QualityMonitor | undefined
+  /** The recording of the other side (kept when the call ends). */
+  recording: Int16Array | undefined
+  ended: Promise<CallView>
+  end: (view: CallView) => void
+  dialedAt: number
+}
+
+const FINAL_STATES = new Set<CallState>(['ended'])
+
+export class CallService {
+  readonly #c: CallsComponents
+  readonly #calls = new Map<string, Call>()
+  readonly #invites = new TokenBuckets(LIMITS.calls.invitesPerMinute, LIMITS.calls.inviteBurst, LIMITS.chat.senderBuckets)
+  readonly #incomingWaiters = new Set<(call: CallView) => void>()
+
+  constructor(components: CallsComponents) {
+    this.#c = components
+  }
+
+  get #noAnswerMs(): number {
+    return this.#c.noAnswerMs ?? LIMITS.calls.noAnswerMs
+  }
+
+  async start(): Promise<void> {
+    await this.#c.node.libp2p.handle(
+      CALL_PROTOCOL,
+      async (stream, connection) => {
+        await this.#serve(stream, connection).catch((err: unknown) => {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+      },
+      { runOnLimitedConnection: true }
+    )
+  }
+
+  async stop(): Promise<void> {
+    for (const call of [...this.#calls.values()]) this.#finish(call, call.view.state === 'active' ? 'completed' : 'cancelled', 'shut down')
+    await this.#c.node.libp2p.unhandle(CALL_PROTOCOL).catch(() => {})
+  }
+
+  /** Calls in progress (ringing, connecting, active). */
+  calls(): CallView[] {
+    return [...this.#calls.values()].map((c) => c.view)
+  }
+
+  /** A call in progress, or one from the history. */
+  get(id: string): CallView | undefined {
+    const live = this.#calls.get(id)
+    if (live !== undefined) return { ...live.view }
+    const record = this.#c.store.get(id)
+    return record === undefined ? undefined : viewOfRecord(record)
+  }
+
+  history(limit = 50): CallRecord[] {
+    return this.#c.store.list(Math.min(limit, LIMITS.calls.historyMax))
+  }
+
+  /** The recording of the other side, once the call has ended (calls placed or answered with media options). */
+  recording(id: string): Int16Array | undefined {
+    return this.#recordings.get(id)
+  }
+
+  readonly #recordings = new Map<string, Int16Array>()
+
+  /** Resolves with the call's view once it has ended. */
+  async ended(id: string): Promise<CallView> {
+    const call = this.#calls.get(id)
+    if (call === undefined) {
+      const done = this.get(id)
+      if (done === undefined) throw new ParleyError('NOT_FOUND', `no call ${id}`)
+      return done
+    }
+    return await call.ended
+  }
+
+  /** Places a call to a user: rings each of their devices that can be reached. Resolves once the invites are out. */
+  async call(to: string, options: CallMediaOptions = {}): Promise<CallView> {
+    const me = this.#me()
+    if (to.toLowerCase() === me.toLowerCase()) throw new ParleyError('INVALID_REQUEST', 'you cannot call yourself')
+    if (this.#c.chat.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked: unblock them to call them`)
+    this.#checkFree()
+    const call = this.#newCall(newCallId(), 'outgoing', to, options)
+    call.view.state = 'calling'
+    this.#emit('call.outgoing', call)
+    const media = await this.#media(call)
+    media.pc.onicecandidate = (event) => {
+      const ice = iceSignal(event.candidate)
+      call.localIce.push(ice)
+      if (call.winner !== undefined) void call.winner.send(ice)
+      else for (const ch of call.channels.values()) void ch.send(ice)
+    }
+    const offer = await media.pc.createOffer()
+    await media.pc.setLocalDescription(offer)
+    const invite: Signal = { t: 'invite', call: call.view.id, video: false, sdp: offer.sdp ?? '' }
+    const devices = await this.#c.chat.devicesOf(to).catch(() => [] as string[])
+    const opened = await Promise.all(devices.map(async (device) => await this.#ring(call, device, invite)))
+    if (!opened.some(Boolean)) {
+      this.#finish(call, 'unavailable', devices.length === 0 ? `no device of ${to} is known` : `no device of ${to} could be reached`)
+      return { ...call.view }
+    }
+    call.timers.push(
+      setTimeout(() => {
+        if (call.winner === undefined) this.#cancelAll(call, 'no-answer', 'no-answer', `not answered within ${this.#noAnswerMs / 1000} s`)
+      }, this.#noAnswerMs)
+    )
+    return { ...call.view }
+  }
+
+  /** Answers a ringing call on this device (the caller tells this user's other devices it was answered elsewhere). */
+  async answer(id: string, options: CallMediaOptions = {}): Promise<CallView> {
+    const call = this.#calls.get(id)
+    if (call === undefined || call.view.direction !== 'incoming') throw new ParleyError('NOT_FOUND', `no incoming call ${id}`)
+    if (call.view.state !== 'ringing') throw new ParleyError('INVALID_REQUEST', `the call is ${call.view.state}, not ringing`)
+    const channel = call.winner as SignalChannel
+    call.options = options
+    call.view.state = 'connecting'
+    call.view.answeredAt = Date.now()
+    call.dialedAt = performance.now()
+    const media = await this.#media(call)
+    media.pc.onicecandidate = (event) => void channel.send(iceSignal(event.candidate))
+    await media.pc.setRemoteDescription({ type: 'offer', sdp: call.remoteSdp as string })
+    await this.#flushIce(call, channel.device)
+    const answer = await media.pc.createAnswer()
+    await media.pc.setLocalDescription(answer)
+    await channel.send({ t: 'accept', sdp: answer.sdp ?? '' })
+    this.#emit('call.state', call)
+    void this.#connect(call)
+    return { ...call.view }
+  }
+
+  /** Declines a ringing call (the caller hears `declined`). */
+  async decline(id: string): Promise<void> {
+    const call = this.#calls.get(id)
+    if (call === undefined || call.view.direction !== 'incoming' || call.view.state !== 'ringing')
+      throw new ParleyError('NOT_FOUND', `no incoming call ${id} ringing`)
+    await call.winner?.send({ t: 'reject', reason: 'declined' })
+    this.#finish(call, 'declined', 'declined here')
+  }
+
+  /** Ends a call: hangs up a connected one, cancels one still ringing. */
+  async hangUp(id: string): Promise<CallView> {
+    const call = this.#calls.get(id)
+    if (call === undefined) throw new ParleyError('NOT_FOUND', `no call ${id} in progress`)
+    if (call.view.direction === 'outgoing' && call.winner === undefined) {
+      this.#cancelAll(call, 'cancelled', 'cancelled', 'cancelled by the caller')
+    } else if (call.view.direction === 'incoming' && call.view.state === 'ringing') {
+      await this.decline(id)
+    } else {
+      await call.winner?.send({ t: 'hangup' })
+      this.#finish(call, call.view.answeredAt === null ? 'cancelled' : 'completed', 'hung up here')
+    }
+    return await call.ended
+  }
+
+  /** Mutes or unmutes this side's audio (the other side is told). */
+  async mute(id: string, muted: boolean): Promise<CallView> {
+    const call = this.#live(id)
+    call.view.muted = muted
+    const track = call.media?.player.track
+    if (track !== undefined) track.enabled = !muted && !call.view.held
+    await call.winner?.send({ t: 'mute', audio: muted, video: false })
+    this.#emit('call.state', call)
+    return { ...call.view }
+  }
+
+  /** Puts the call on hold (no audio either way) or takes it off. */
+  async hold(id: string, held: boolean): Promise<CallView> {
+    const call = this.#live(id)
+    call.view.held = held
+    const track = call.media?.player.track
+    if (track !== undefined) track.enabled = !held && !call.view.muted
+    await call.winner?.send({ t: 'hold', on: held })
+    this.#emit('call.state', call)
+    return { ...call.view }
+  }
+
+  /** Resolves with the next incoming call (from `from` when given) that rings here, or one ringing already. */
+  async nextIncoming(options: { from?: string; signal?: AbortSignal } = {}): Promise<CallView> {
+    const matches = (v: CallView): boolean =>
+      v.direction === 'incoming' &&
+      v.state === 'ringing' &&
+      (options.from === undefined || v.peer.toLowerCase() === options.from.toLowerCase())
+    const ringing = [...this.#calls.values()].find((c) => matches(c.view))
+    if (ringing !== undefined) return { ...ringing.view }
+    options.signal?.throwIfAborted()
+    return await new Promise<CallView>((resolve, reject) => {
+      const waiter = (view: CallView): void => {
+        if (!matches(view)) return
+        this.#incomingWaiters.delete(waiter)
+        options.signal?.removeEventListener('abort', onAbort)
+        resolve(view)
+      }
+      const onAbort = (): void => {
+        this.#incomingWaiters.delete(waiter)
+        reject(new ParleyError('TIMEOUT', `no call${options.from === undefined ? '' : ` from ${options.from}`} rang in time`))
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+      this.#incomingWaiters.add(waiter)
+    })
+  }
+
+  // The caller's side.
+
+  /** Opens a stream to one device of the callee and sends the invite; whether it could. */
+  async #ring(call: Call, device: string, invite: Signal): Promise<boolean> {
+    const { node } = this.#c
+    let stream: Stream
+    try {
+      const signal = AbortSignal.timeout(LIMITS.calls.inviteTimeoutMs)
+      const connection = await node.libp2p.dial(peerIdFromString(device), { signal })
+      const hello = await node.hello.greet(connection)
+      if (!hello.ok || hello.peer.name.toLowerCase() !== call.view.peer.toLowerCase()) return false
+      stream = await connection.newStream(CALL_PROTOCOL, { signal, runOnLimitedConnection: true })
+    } catch {
+      return false
+    }
+    if (call.view.state === 'ended' || call.winner !== undefined) {
+      stream.abort(new Error('the call is over'))
+      return false
+    }
+    const channel = new SignalChannel(stream, device)
+    call.channels.set(device, channel)
+    await channel.send(invite)
+    for (const ice of call.localIce) await channel.send(ice)
+    channel.pump(
+      async (signal) => await this.#onCallerSignal(call, channel, signal),
+      () => this.#onChannelEnd(call, channel)
+    )
+    return true
+  }
+
+  async #onCallerSignal(call: Call, channel: SignalChannel, signal: Signal): Promise<void> {
+    if (call.view.state === 'ended') return
+    switch (signal.t) {
+      case 'ringing':
+        if (call.view.state === 'calling') {
+          call.view.state = 'ringing'
+          this.#emit('call.state', call)
+        }
+        return
+      case 'accept': {
+        if (call.winner !== undefined) {
+          // Another device answered first.
+          await channel.send({ t: 'cancel', reason: 'answered-elsewhere' })
+          channel.close()
+          return
+        }
+        call.winner = channel
+        call.remoteSdp = signal.sdp
+        call.view.state = 'connecting'
+        call.view.answeredAt = Date.now()
+        for (const [device, other] of call.channels) {
+          if (device === channel.device) continue
+          void other.send({ t: 'cancel', reason: 'answered-elsewhere' }).then(() => other.close())
+          call.channels.delete(device)
+        }
+        this.#emit('call.state', call)
+        await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+        await this.#flushIce(call, channel.device)
+        void this.#connect(call)
+        return
+      }
+      case 'reject':
+        channel.close()
+        call.channels.delete(channel.device)
+        this.#rejectedBy.set(`${call.view.id}/${channel.device}`, signal.reason)
+        this.#afterDeviceGone(call, signal.reason)
+        return
+      case 'refused':
+        channel.close()
+        call.channels.delete(channel.device)
+        this.#afterDeviceGone(call, signal.code === 'NOT_ALLOWED' ? 'not-allowed' : 'unavailable')
+        return
+      default:
+        await this.#onInCallSignal(call, channel, signal)
+    }
+  }
+
+  readonly #rejectedBy = new Map<string, RejectReason>()
+
+  /** A device declined or went away before anyone answered: the call ends once none is left ringing. */
+  #afterDeviceGone(call: Call, reason: RejectReason | 'gone'): void {
+    if (call.winner !== undefined || call.view.state === 'ended') return
+    const key = `${call.view.id}/`
+    const reasons = [...this.#rejectedBy.entries()].filter(([k]) => k.startsWith(key)).map(([, r]) => r)
+    if (reason !== 'gone') reasons.push(reason)
+    if (call.channels.size > 0) return
+    for (const k of [...this.#rejectedBy.keys()]) if (k.startsWith(key)) this.#rejectedBy.delete(k)
+    if (reasons.includes('busy')) this.#finish(call, 'busy', `${call.view.peer} is busy`)
+    else if (reasons.includes('declined')) this.#finish(call, 'declined', `${call.view.peer} declined`)
+    else if (reasons.includes('not-allowed')) this.#finish(call, 'declined', `${call.view.peer} takes calls from contacts only`)
+    else this.#finish(call, 'unavailable', `no device of ${call.view.peer} took the call`)
+  }
+
+  #cancelAll(call: Call, reason: CancelReason, outcome: CallOutcome, why: string): void {
+    for (const ch of call.channels.values()) void ch.send({ t: 'cancel', reason }).then(() => ch.close())
+    this.#finish(call, outcome, why)
+  }
+
+  // The callee's side.
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const device = connection.remotePeer.toString()
+    const channel = new SignalChannel(stream, device)
+    const peer = this.#c.node.hello.verified(connection.remotePeer)
+    if (peer === undefined) {
+      await channel.send({ t: 'refused', code: 'NO_CREDENTIAL', message: 'say hello with a valid credential first' })
+      channel.close()
+      return
+    }
+    const first = await channel.next(LIMITS.calls.inviteTimeoutMs)
+    if (first === undefined) return
+    if (first.t !== 'invite') {
+      await channel.send({ t: 'refused', code: 'MALFORMED', message: 'a call starts with an invite' })
+      channel.close()
+      return
+    }
+    const from = peer.name
+    const me = this.#c.me()
+    // Blocked: the invite goes nowhere, as if this device were not there; the caller is not told.
+    if (me === undefined || this.#c.chat.isBlocked(from)) {
+      stream.abort(new Error('unavailable'))
+      return
+    }
+    if (this.#c.chat.privacy === 'contacts' && !this.#c.chat.isContact(from)) {
+      await channel.send({ t: 'reject', reason: 'not-allowed' })
+      channel.close()
+      return
+    }
+    const wait = this.#invites.take(from.toLowerCase())
+    if (wait > 0) {
+      await channel.send({ t: 'refused', code: 'RATE_LIMITED', message: `too many calls from ${from}: try again in ${wait} ms` })
+      channel.close()
+      return
+    }
+    if (this.#calls.has(first.call)) {
+      channel.close()
+      return
+    }
+    const call = this.#newCall(first.call, 'incoming', from, {})
+    call.view.video = first.video
+    call.remoteSdp = first.sdp
+    call.winner = channel
+    call.channels.set(device, channel)
+    if (this.#busy(call.view.id)) {
+      await channel.send({ t: 'reject', reason: 'busy' })
+      this.#finish(call, 'missed', 'busy in another call')
+      return
+    }
+    call.view.state = 'ringing'
+    await channel.send({ t: 'ringing' })
+    this.#emit('call.incoming', call)
+    for (const waiter of [...this.#incomingWaiters]) waiter({ ...call.view })
+    // The caller ends an unanswered call; this is in case it does not.
+    call.timers.push(
+      setTimeout(() => {
+        if (call.view.state === 'ringing') this.#finish(call, 'missed', 'not answered')
+      }, this.#noAnswerMs + LIMITS.calls.inviteTimeoutMs)
+    )
+    channel.pump(
+      async (signal) => await this.#onCalleeSignal(call, channel, signal),
+      () => this.#onChannelEnd(call, channel)
+    )
+  }
+
+  async #onCalleeSignal(call: Call, channel: SignalChannel, signal: Signal): Promise<void> {
+    if (call.view.state === 'ended') return
+    if (signal.t === 'cancel') {
+      const outcome: CallOutcome = signal.reason === 'answered-elsewhere' ? 'answered-elsewhere' : 'missed'
+      this.#finish(call, call.view.state === 'ringing' ? outcome : 'cancelled', signal.reason)
+      return
+    }
+    await this.#onInCallSignal(call, channel, signal)
+  }
+
+  // Both sides.
+
+  async #onInCallSignal(call: Call, channel: SignalChannel, signal: Signal): Promise<void> {
+    switch (signal.t) {
+      case 'ice': {
+        const pc = call.media?.pc
+        if (pc === undefined || pc.remoteDescription === null || channel !== call.winner) {
+          const pending = call.pendingIce.get(channel.device) ?? []
+          if (pending.length < LIMITS.calls.signalsPerCall) pending.push(signal)
+          call.pendingIce.set(channel.device, pending)
+          return
+        }
+        await addIce(call, signal)
+        return
+      }
+      case 'hangup':
+        this.#finish(call, call.view.answeredAt === null ? 'cancelled' : 'completed', 'hung up by the other side')
+        return
+      case 'hold':
+        call.view.remoteHeld = signal.on
+        this.#emit('call.state', call)
+        return
+      case 'mute':
+        call.view.remoteMuted = signal.audio
+        this.#emit('call.state', call)
+        return
+      case 'offer': {
+        // Renegotiation by the other side (a track added or dropped).
+        const pc = call.media?.pc
+        if (pc === undefined || channel !== call.winner) return
+        await pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp })
+        const answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        await channel.send({ t: 'answer', sdp: answer.sdp ?? '' })
+        return
+      }
+      case 'answer':
+        if (channel === call.winner) await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+        return
+      default:
+        // Out of place here (an invite or accept in the middle of a call): refused, the call goes on.
+        await channel.send({ t: 'refused', code: 'MALFORMED', message: `${signal.t} is out of place now` })
+    }
+  }
+
+  #onChannelEnd(call: Call, channel: SignalChannel): void {
+    if (call.view.state === 'ended') return
+    if (call.view.direction === 'outgoing' && call.winner === undefined) {
+      call.channels.delete(channel.device)
+      this.#afterDeviceGone(call, 'gone')
+      return
+    }
+    if (channel === call.winner) {
+      // The signalling went away: the other side is gone (or crashed).
+      this.#finish(
+        call,
+        call.view.answeredAt === null ? (call.view.direction === 'incoming' ? 'missed' : 'cancelled') : 'completed',
+        'signalling closed'
+      )
+    }
+  }
+
+  /** After the answer: media connected, its certificate the signalled one, then audio; or the call fails. */
+  async #connect(call: Call): Promise<void> {
+    const media = call.media as AudioPeer
+    try {
+      await media.connected({ signal: AbortSignal.timeout(LIMITS.calls.connectTimeoutMs) })
+    } catch (err) {
+      await call.winner?.send({ t: 'hangup' })
+      this.#finish(call, 'failed', `media did not connect: ${(err as Error).message}`)
+      return
+    }
+    if (call.view.state === 'ended') return
+    const report = await media.pc.getStats()
+    const seen = remoteFingerprint(report)
+    const signalled = fingerprintsOf(call.remoteSdp ?? '')
+    if (seen !== null && !signalled.some((f) => f.algorithm === seen.algorithm && f.value === seen.value)) {
+      await call.winner?.send({ t: 'refused', code: 'FINGERPRINT_MISMATCH', message: 'the media certificate is not the signalled one' })
+      this.#finish(call, 'failed', 'FINGERPRINT_MISMATCH: the media certificate is not the one in the signalled SDP')
+      return
+    }
+    call.view.state = 'active'
+    if (call.view.answeredAt === null) call.view.answeredAt = Date.now()
+    call.monitor = new QualityMonitor(media.pc)
+    const poll = async (): Promise<void> => {
+      if (call.view.state !== 'active' || call.monitor === undefined) return
+      call.view.quality = await call.monitor.poll()
+      const local = call.view.quality.localCandidateType
+      const remote = call.view.quality.remoteCandidateType
+      if (local !== null && remote !== null) call.view.path = `${local}/${remote}`
+      this.#emit('call.quality', call)
+    }
+    await poll().catch(() => {})
+    const stats = setInterval(() => void poll().catch(() => {}), LIMITS.calls.statsEveryMs)
+    stats.unref?.()
+    call.timers.push(stats as unknown as ReturnType<typeof setTimeout>)
+    this.#emit('call.state', call)
+    media.player.start()
+    if (call.options.play !== undefined) void media.player.play(call.options.play).catch(() => {})
+    void media
+      .remoteAudio()
+      .then(async (recorder) => await recorder.firstAudio())
+      .then((at) => {
+        call.view.setupMs = Math.round((at - call.dialedAt) * 10) / 10
+        this.#emit('call.state', call)
+      })
+      .catch(() => {})
+    if (call.options.seconds !== undefined) {
+      call.timers.push(
+        setTimeout(() => {
+          void call.winner?.send({ t: 'hangup' })
+          this.#finish(call, 'completed', 'the time given is up')
+        }, call.options.seconds * 1000)
+      )
+    }
+  }
+
+  async #media(call: Call): Promise<AudioPeer> {
+    const iceServers = (await this.#c.iceServers?.().catch(() => [])) ?? []
+    call.media = new AudioPeer({ iceServers, player: { idle: 'silence' } })
+    return call.media
+  }
+
+  async #flushIce(call: Call, device: string): Promise<void> {
+    const pending = call.pendingIce.get(device) ?? []
+    call.pendingIce.clear()
+    for (const ice of pending) await addIce(call, ice).catch(() => {})
+  }
+
+  #newCall(id: string, direction: 'outgoing' | 'incoming', peer: string, options: CallMediaOptions): Call {
+    let end: (view: CallView) => void = () => {}
+    const ended = new Promise<CallView>((resolve) => {
+      end = resolve
+    })
+    const call: Call = {
+      view: {
+        id,
+        direction,
+        peer,
+        video: false,
+        state: 'calling',
+        outcome: null,
+        reason: null,
+        startedAt: Date.now(),
+        answeredAt: null,
+        endedAt: null,
+        setupMs: null,
+        seconds: 0,
+        path: null,
+        held: false,
+        muted: false,
+        remoteHeld: false,
+        remoteMuted: false,
+        quality: null
+      },
+      channels: new Map(),
+      winner: undefined,
+      media: undefined,
+      remoteSdp: undefined,
+      pendingIce: new Map(),
+      localIce: [],
+      options,
+      timers: [],
+      monitor: undefined,
+      recording: undefined,
+      ended,
+      end,
+      dialedAt: performance.now()
+    }
+    this.#calls.set(id, call)
+    return call
+  }
+
+  /** Ends a call here: stops media and timers, closes the signalling, keeps it in the history. Idempotent. */
+  #finish(call: Call, outcome: CallOutcome, reason: string): void {
+    if (FINAL_STATES.has(call.view.state)) return
+    const now = Date.now()
+    call.view.state = 'ended'
+    call.view.outcome = outcome
+    call.view.reason = reason
+    call.view.endedAt = now
+    call.view.seconds = call.view.answeredAt === null || outcome !== 'completed' ? 0 : (now - call.view.answeredAt) / 1000
+    for (const t of call.timers) clearTimeout(t)
+    for (const ch of call.channels.values()) ch.close()
+    call.winner?.close()
+    if (call.media !== undefined) {
+      call.media.recorder?.stop()
+      const recording = call.media.recorder?.samples()
+      if (recording !== undefined) {
+        this.#recordings.set(call.view.id, recording)
+        // Only the last few recordings are kept in memory.
+        while (this.#recordings.size > 8) this.#recordings.delete(this.#recordings.keys().next().value as string)
+      }
+      call.media.close()
+    }
+    this.#calls.delete(call.view.id)
+    this.#c.store.add({
+      id: call.view.id,
+      direction: call.view.direction,
+      peer: call.view.peer,
+      video: call.view.video,
+      outcome,
+      reason,
+      startedAt: call.view.startedAt,
+      answeredAt: call.view.answeredAt,
+      endedAt: now,
+      seconds: call.view.seconds,
+      path: call.view.path
+    })
+    this.#emit('call.ended', call)
+    if (outcome === 'missed') this.#emit('call.missed', call)
+    call.end({ ...call.view })
+  }
+
+  #live(id: string): Call {
+    const call = this.#calls.get(id)
+    if (call === undefined || (call.view.state !== 'active' && call.view.state !== 'connecting'))
+      throw new ParleyError('NOT_FOUND', `no connected call ${id}`)
+    return call
+  }
+
+  #busy(except: string): boolean {
+    return [...this.#calls.values()].filter((c) => c.view.id !== except).length >= LIMITS.calls.maxCalls
+  }
+
+  #checkFree(): void {
+    if (this.#calls.size >= LIMITS.calls.maxCalls) throw new ParleyError('UNAVAILABLE', 'already in a call: hang up first')
+  }
+
+  #emit(type: string, call: Call): void {
+    this.#c.emit(type, { ...call.view })
+  }
+
+  #me(): string {
+    const me = this.#c.me()
+    if (me === undefined) throw new ParleyError('NOT_LOGGED_IN', 'this device is not logged in')
+    return me
+  }
+}
+
+function newCallId(): string {
+  return randomBytes(18).toString('base64url')
+}
+
+function iceSignal(
+  candidate: { candidate?: string; sdpMid?: string | null; sdpMLineIndex?: number | null } | null
+): Extract<Signal, { t: 'ice' }> {
+  return {
+    t: 'ice',
+    candidate: candidate?.candidate ?? '',
+    mid: candidate?.sdpMid ?? null,
+    index: candidate?.sdpMLineIndex ?? null
+  }
+}
+
+async function addIce(call: Call, ice: Extract<Signal, { t: 'ice' }>): Promise<void> {
+  const pc = call.media?.pc
+  if (pc === undefined) return
+  if (ice.candidate === '') await pc.addIceCandidate(null).catch(() => {})
+  else await pc.addIceCandidate({ candidate: ice.candidate, sdpMid: ice.mid ?? undefined, sdpMLineIndex: ice.index ?? undefined })
+}
+
+function viewOfRecord(r: CallRecord): CallView {
+  return {
+    id: r.id,
+    direction: r.direction,
+    peer: r.peer,
+    video: r.video,
+    state: 'ended',
+    outcome: r.outcome,
+    reason: r.reason,
+    startedAt: r.startedAt,
+    answeredAt: r.answeredAt,
+    endedAt: r.endedAt,
+    setupMs: null,
+    seconds: r.seconds,
+    path: r.path,
+    held: false,
+    muted: false,
+    remoteHeld: false,
+    remoteMuted: false,
+    quality: null
+  }
+}

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { compareAudio } from '@parley/calls'
+import { generateKeyPair, type KeyPair } from '@parley/crypto'
+import { speech, testNetwork } from '@parley/testing'
+import { CallService, CallStore, ChatService, ChatStore, ParleyNode } from '../src/index.ts'
+
+// Calls between in-process peers on loopback TCP: real libp2p signalling, real
+// libwebrtc media (Opus over DTLS-SRTP), speech made by espeak-ng.
+
+const network = testNetwork()
+
+interface Peer {
+  name: string
+  device: KeyPair
+  node: ParleyNode
+  chat: ChatService
+  calls: CallService
+  events: Array<{ type: string; data: Record<string, unknown> }>
+  stop(): Promise<void>
+}
+
+const peers: Peer[] = []
+let seed: ParleyNode
+
+async function startPeer(name: string, options: { noAnswerMs?: number } = {}): Promise<Peer> {
+  const device = generateKeyPair()
+  const credential = network.credentialFor(device, name)
+  const node = await ParleyNode.create({
+    role: 'client',
+    deviceSeed: device.seed,
+    trustedKeys: network.trustedKeys,
+    credential: () => credential,
+    privateAddresses: true
+  })
+  await node.start()
+  assert.equal((await node.connect(seed.addresses[0] as string)).ok, true)
+  await node.records.publish({ addrs: node.addresses, presence: 'online' })
+  const events: Peer['events'] = []
+  const emit = (type: string, data: object): void => {
+    events.push({ type, data: data as Record<string, unknown> })
+  }
+  const chat = new ChatService({ node, store: new ChatStore(':memory:'), device, me: () => name, emit })
+  const calls = new CallService({ node, chat, store: new CallStore(':memory:'), me: () => name, emit, ...options })
+  await chat.start()
+  await calls.start()
+  const peer: Peer = {
+    name,
+    device,
+    node,
+    chat,
+    calls,
+    events,
+    async stop() {
+      await calls.stop()
+      await chat.stop()
+      await node.stop()
+    }
+  }
+  peers.push(peer)
+  return peer
+}
+
+async function befriend(a: Peer, b: Peer): Promise<void> {
+  await a.chat.addContact(b.name)
+  await until(`${b.name} sees the request`, () => b.chat.contacts().some((c) => c.name === a.name))
+  await b.chat.acceptContact(a.name)
+  await until(`${a.name} sees the acceptance`, () => a.chat.isContact(b.name))
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const started = performance.now()
+  while (!check()) {
+    if (performance.now() - started > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+before(async () => {
+  const device = generateKeyPair()
+  const credential = network.credentialFor(device, 'calls_supernode')
+  seed = await ParleyNode.create({
+    role: 'supernode',
+    deviceSeed: device.seed,
+    trustedKeys: network.trustedKeys,
+    credential: () => credential,
+    privateAddresses: true
+  })
+  await seed.start()
+})
+
+after(async () => {
+  for (const p of peers) await p.stop().catch(() => {})
+  await seed.stop()
+})
+
+describe('a voice call between two devices', () => {
+  let ann: Peer
+  let ben: Peer
+
+  before(async () => {
+    ann = await startPeer('ann_call')
+    ben = await startPeer('ben_call')
+    await befriend(ann, ben)
+  })
+
+  it('carries speech from the caller to the callee, who records it; both keep it in their call history', async () => {
+    const words = await speech()
+    const seconds = words.length / 48_000 + 1.5
+    const incoming = ben.calls.nextIncoming({ from: 'ann_call', signal: AbortSignal.timeout(10_000) })
+    const placed = await ann.calls.call('ben_call', { play: words, seconds })
+    const ringing = await incoming
+    assert.equal(ringing.id, placed.id)
+    assert.equal(ringing.peer, 'ann_call')
+    await ben.calls.answer(ringing.id)
+    const [callerEnd, calleeEnd] = await Promise.all([ann.calls.ended(placed.id), ben.calls.ended(placed.id)])
+    assert.equal(callerEnd.outcome, 'completed')
+    assert.equal(calleeEnd.outcome, 'completed')
+    assert.ok(calleeEnd.seconds > words.length / 48_000, `connected ${calleeEnd.seconds} s`)
+    assert.equal(callerEnd.path, 'host/host')
+    const recording = ben.calls.recording(placed.id)
+    assert.ok(recording !== undefined)
+    const comparison = compareAudio(words, recording)
+    assert.ok(comparison.pass, `the recording matches the speech: ${JSON.stringify(comparison)}`)
+    assert.equal(ann.calls.history()[0]?.outcome, 'completed')
+    assert.equal(ben.calls.history()[0]?.direction, 'incoming')
+    assert.ok(ben.events.some((e) => e.type === 'call.incoming'))
+  })
+})
