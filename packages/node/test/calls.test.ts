@@ -127,3 +127,99 @@ describe('a voice call between two devices', () => {
     assert.ok(ben.events.some((e) => e.type === 'call.incoming'))
   })
 })
+
+describe('when a call is not taken', () => {
+  let cal: Peer
+  let dee: Peer
+  let eli: Peer
+
+  before(async () => {
+    cal = await startPeer('cal_call', { noAnswerMs: 1_500 })
+    dee = await startPeer('dee_call', { noAnswerMs: 1_500 })
+    eli = await startPeer('eli_call', { noAnswerMs: 1_500 })
+    await befriend(cal, dee)
+    await befriend(eli, dee)
+  })
+
+  it('declined: the caller hears declined', async () => {
+    const incoming = dee.calls.nextIncoming({ signal: AbortSignal.timeout(5_000) })
+    const placed = await cal.calls.call('dee_call')
+    await dee.calls.decline((await incoming).id)
+    assert.equal((await cal.calls.ended(placed.id)).outcome, 'declined')
+    assert.equal(dee.calls.history()[0]?.outcome, 'declined')
+  })
+
+  it('cancelled while ringing: a missed call for the callee', async () => {
+    const incoming = dee.calls.nextIncoming({ signal: AbortSignal.timeout(5_000) })
+    const placed = await cal.calls.call('dee_call')
+    await incoming
+    await cal.calls.hangUp(placed.id)
+    assert.equal((await dee.calls.ended(placed.id)).outcome, 'missed')
+    assert.equal((await cal.calls.ended(placed.id)).outcome, 'cancelled')
+    assert.ok(dee.events.some((e) => e.type === 'call.missed' && e.data.id === placed.id))
+  })
+
+  it('no answer: the caller gives up after the timeout, and the callee has a missed call', async () => {
+    const placed = await cal.calls.call('dee_call')
+    const started = performance.now()
+    const end = await cal.calls.ended(placed.id)
+    assert.equal(end.outcome, 'no-answer')
+    assert.ok(performance.now() - started >= 1_400)
+    await until('dee has the missed call', () => dee.calls.history()[0]?.id === placed.id)
+    assert.equal(dee.calls.history()[0]?.outcome, 'missed')
+  })
+
+  it('busy: a second caller while the callee is in a call', async () => {
+    const incoming = dee.calls.nextIncoming({ from: 'cal_call', signal: AbortSignal.timeout(5_000) })
+    const first = await cal.calls.call('dee_call')
+    await dee.calls.answer((await incoming).id)
+    const second = await eli.calls.call('dee_call')
+    assert.equal((await eli.calls.ended(second.id)).outcome, 'busy')
+    await cal.calls.hangUp(first.id)
+    assert.equal((await dee.calls.ended(first.id)).outcome, 'completed')
+    assert.ok(dee.calls.history().some((r) => r.id === second.id && r.outcome === 'missed'))
+  })
+
+  it('a blocked caller never rings: the caller learns nothing but that nobody took it', async () => {
+    dee.chat.block('eli_call')
+    const before = dee.events.length
+    const placed = await eli.calls.call('dee_call')
+    const end = await eli.calls.ended(placed.id)
+    assert.equal(end.outcome, 'unavailable')
+    assert.equal(dee.events.slice(before).filter((e) => e.type.startsWith('call.')).length, 0)
+    assert.equal(
+      dee.calls.history().some((r) => r.id === placed.id),
+      false
+    )
+  })
+
+  it('contacts only: a stranger is declined', async () => {
+    const stranger = await startPeer('fay_call')
+    dee.chat.privacy = 'contacts'
+    try {
+      const placed = await stranger.calls.call('dee_call')
+      const end = await stranger.calls.ended(placed.id)
+      assert.equal(end.outcome, 'declined')
+      assert.match(end.reason ?? '', /contacts only/)
+    } finally {
+      dee.chat.privacy = 'anyone'
+    }
+  })
+})
+
+describe('a callee on two devices', () => {
+  it('rings both; the first to answer wins and the other stops ringing', async () => {
+    const gus = await startPeer('gus_call')
+    const phone = await startPeer('hal_call')
+    const laptop = await startPeer('hal_call')
+    const onPhone = phone.calls.nextIncoming({ signal: AbortSignal.timeout(5_000) })
+    const onLaptop = laptop.calls.nextIncoming({ signal: AbortSignal.timeout(5_000) })
+    const placed = await gus.calls.call('hal_call')
+    await Promise.all([onPhone, onLaptop])
+    await laptop.calls.answer(placed.id)
+    assert.equal((await phone.calls.ended(placed.id)).outcome, 'answered-elsewhere')
+    await until('the call is connected', () => gus.calls.get(placed.id)?.state === 'active', 10_000)
+    await gus.calls.hangUp(placed.id)
+    assert.equal((await laptop.calls.ended(placed.id)).outcome, 'completed')
+  })
+})
