@@ -83,13 +83,19 @@ export class AudioPeer {
     if (now === 'yes') return
     if (now === 'no') throw failed()
     await this.waitFor<void>(options.signal, (resolve, reject) => {
-      const onChange = (): void => {
+      const check = (): void => {
         const s = settle()
         if (s === 'yes') resolve()
         else if (s === 'no') reject(failed())
       }
-      pc.addEventListener('connectionstatechange', onChange)
-      return () => pc.removeEventListener('connectionstatechange', onChange)
+      // wrtc does not always dispatch the change to 'failed' (seen when the DTLS client refuses the server's
+      // certificate): the state is also read every 50 ms.
+      const poll = setInterval(check, 50)
+      pc.addEventListener('connectionstatechange', check)
+      return () => {
+        clearInterval(poll)
+        pc.removeEventListener('connectionstatechange', check)
+      }
     })
   }
 
