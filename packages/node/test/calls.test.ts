@@ -1,9 +1,25 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { compareAudio } from '@parley/calls'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { AudioPeer, compareAudio } from '@parley/calls'
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
 import { speech, testNetwork } from '@parley/testing'
-import { CallService, CallStore, ChatService, ChatStore, ParleyNode } from '../src/index.ts'
+import fc from 'fast-check'
+import {
+  CALL_PROTOCOL,
+  CallError,
+  CallService,
+  CallStore,
+  type CallView,
+  ChatService,
+  ChatStore,
+  decodeSignal,
+  encodeSignal,
+  fingerprintsOf,
+  ParleyNode,
+  type Signal,
+  SignalChannel
+} from '../src/index.ts'
 
 // Calls between in-process peers on loopback TCP: real libp2p signalling, real
 // libwebrtc media (Opus over DTLS-SRTP), speech made by espeak-ng.
@@ -221,5 +237,142 @@ describe('a callee on two devices', () => {
     await until('the call is connected', () => gus.calls.get(placed.id)?.state === 'active', 10_000)
     await gus.calls.hangUp(placed.id)
     assert.equal((await laptop.calls.ended(placed.id)).outcome, 'completed')
+  })
+})
+
+describe('calls that must not get through', () => {
+  it('refuses media whose DTLS certificate is not the one in the signalled SDP (a forged fingerprint)', async () => {
+    const ivy = await startPeer('ivy_call')
+    const jay = await startPeer('jay_call')
+    await befriend(ivy, jay)
+    // Ivy's side speaks the protocol by hand; with `forge` it lies about its certificate in the offer. Without,
+    // the same hand-made call connects: what fails is the fingerprint, nothing else.
+    const handMadeCall = async (id: string, forge: boolean): Promise<CallView> => {
+      const connection = await ivy.node.libp2p.dial(peerIdFromString(jay.node.peerId))
+      assert.equal((await ivy.node.hello.greet(connection)).ok, true)
+      const channel = new SignalChannel(await connection.newStream(CALL_PROTOCOL), jay.node.peerId)
+      const media = new AudioPeer()
+      try {
+        media.pc.onicecandidate = (e) =>
+          void channel.send({
+            t: 'ice',
+            candidate: e.candidate?.candidate ?? '',
+            mid: e.candidate?.sdpMid ?? null,
+            index: e.candidate?.sdpMLineIndex ?? null
+          })
+        const offer = await media.pc.createOffer()
+        await media.pc.setLocalDescription(offer)
+        const real = fingerprintsOf(offer.sdp ?? '')[0]?.value as string
+        const forged = `${real.startsWith('00') ? 'FF' : '00'}${real.slice(2)}`
+        const sdp = forge ? (offer.sdp ?? '').replaceAll(real, forged) : (offer.sdp ?? '')
+        await channel.send({ t: 'invite', call: id, video: false, sdp })
+        const ringing = await jay.calls.nextIncoming({ from: 'ivy_call', signal: AbortSignal.timeout(5_000) })
+        assert.equal(ringing.id, id)
+        await jay.calls.answer(id)
+        channel.pump(
+          async (signal) => {
+            if (signal.t === 'accept') await media.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+            else if (signal.t === 'ice' && signal.candidate !== '')
+              await media.pc.addIceCandidate({
+                candidate: signal.candidate,
+                sdpMid: signal.mid ?? undefined,
+                sdpMLineIndex: signal.index ?? undefined
+              })
+          },
+          () => {}
+        )
+        if (!forge) {
+          await until('the honest call connects', () => jay.calls.get(id)?.state === 'active', 10_000)
+          await jay.calls.hangUp(id)
+        }
+        return await jay.calls.ended(id)
+      } finally {
+        media.close()
+        channel.close()
+      }
+    }
+    assert.equal((await handMadeCall('honest-fingerprint-call-01', false)).outcome, 'completed')
+    const end = await handMadeCall('forged-fingerprint-call-01', true)
+    assert.equal(end.outcome, 'failed')
+    assert.equal(end.seconds, 0)
+    assert.match(end.reason ?? '', /media did not connect|FINGERPRINT_MISMATCH/)
+    // Not a sound got through.
+    const heard = jay.calls.recording('forged-fingerprint-call-01') ?? new Int16Array(0)
+    assert.ok(
+      heard.every((v) => Math.abs(v) < 64),
+      'silence at most'
+    )
+  })
+
+  it('refuses a call from a peer without a valid credential (NO_CREDENTIAL), and nothing rings', async () => {
+    const kim = await startPeer('kim_call')
+    const before = kim.events.length
+    // A credential from another network's login server: this network does not trust it.
+    const elsewhere = testNetwork()
+    const device = generateKeyPair()
+    const credential = elsewhere.credentialFor(device, 'lou_call')
+    const rogue = await ParleyNode.create({
+      role: 'client',
+      deviceSeed: device.seed,
+      trustedKeys: network.trustedKeys,
+      credential: () => credential,
+      privateAddresses: true
+    })
+    await rogue.start()
+    try {
+      let answer: string
+      try {
+        const connection = await rogue.libp2p.dial(peerIdFromString(kim.node.peerId))
+        const channel = new SignalChannel(await connection.newStream(CALL_PROTOCOL), kim.node.peerId)
+        await channel.send({ t: 'invite', call: 'no-credential-call-0001', video: false, sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB\r\n' })
+        const reply = await channel.next(5_000)
+        answer = reply?.t === 'refused' ? reply.code : String(reply?.t ?? 'closed')
+      } catch (err) {
+        answer = `connection refused: ${(err as Error).message}`
+      }
+      assert.ok(answer === 'NO_CREDENTIAL' || answer === 'closed' || answer.startsWith('connection refused'), answer)
+      assert.equal(kim.events.slice(before).filter((e) => e.type.startsWith('call.')).length, 0)
+    } finally {
+      await rogue.stop()
+    }
+  })
+
+  it('fuzz: 100,000 random and mutated signalling frames — the decoder throws CallError and nothing else', () => {
+    const valid: Signal[] = [
+      { t: 'invite', call: 'abcdefghijklmnopqrstu', video: false, sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB:CC\r\n' },
+      { t: 'ringing' },
+      { t: 'accept', sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB:CC\r\n' },
+      { t: 'reject', reason: 'busy' },
+      { t: 'cancel', reason: 'no-answer' },
+      { t: 'ice', candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', mid: '0', index: 0 },
+      { t: 'hold', on: true },
+      { t: 'mute', audio: true, video: false },
+      { t: 'hangup' },
+      { t: 'refused', code: 'MALFORMED', message: 'no' }
+    ]
+    for (const v of valid) assert.deepEqual(decodeSignal(encodeSignal(v)), v)
+    const frames = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.json().map((j) => new TextEncoder().encode(j)),
+      fc.tuple(fc.constantFrom(...valid), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([v, at, byte]) => {
+        const bytes = encodeSignal(v).slice()
+        bytes[at % bytes.length] = byte
+        return bytes
+      }),
+      fc.tuple(fc.constantFrom(...valid), fc.string(), fc.anything()).map(([v, key, value]) => {
+        const o: Record<string, unknown> = { ...v, [key]: value }
+        return new TextEncoder().encode(JSON.stringify(o))
+      })
+    )
+    fc.assert(
+      fc.property(frames, (frame) => {
+        try {
+          decodeSignal(frame)
+        } catch (err) {
+          assert.ok(err instanceof CallError, String(err))
+        }
+      }),
+      { numRuns: 100_000 }
+    )
   })
 })
