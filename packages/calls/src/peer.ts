@@ -33,7 +33,7 @@ export class AudioPeer {
   /** The remote audio, from its first track on; null before. */
   recorder: AudioRecorder | null = null
   private readonly recorderInit: AudioRecorderInit
-  private readonly recorderWaiters = new Set<(recorder: AudioRecorder) => void>()
+  private readonly recorderWaiters = new Set<{ resolve: (recorder: AudioRecorder) => void; reject: (reason: unknown) => void }>()
   private closed = false
 
   constructor(init: AudioPeerInit = {}) {
@@ -44,8 +44,13 @@ export class AudioPeer {
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require'
     })
-    this.player = new AudioPlayer(init.player)
-    this.sender = this.pc.addTrack(this.player.track)
+    try {
+      this.player = new AudioPlayer(init.player)
+      this.sender = this.pc.addTrack(this.player.track)
+    } catch (err) {
+      this.pc.close()
+      throw err
+    }
     this.pc.ontrack = (event) => {
       if (this.closed || this.recorder !== null || event.track.kind !== 'audio') return
       try {
@@ -54,7 +59,7 @@ export class AudioPeer {
         process.emitWarning(`AudioPeer: the remote track cannot be recorded: ${String(err)}`)
         return
       }
-      for (const resolve of this.recorderWaiters) resolve(this.recorder)
+      for (const waiter of this.recorderWaiters) waiter.resolve(this.recorder)
       this.recorderWaiters.clear()
     }
   }
@@ -62,9 +67,10 @@ export class AudioPeer {
   /** Resolves with the recorder of the remote audio once its track has arrived. */
   async remoteAudio(options: { signal?: AbortSignal } = {}): Promise<AudioRecorder> {
     if (this.recorder !== null) return this.recorder
-    return await this.waitFor(options.signal, (resolve) => {
-      this.recorderWaiters.add(resolve)
-      return () => this.recorderWaiters.delete(resolve)
+    return await this.waitFor<AudioRecorder>(options.signal, (resolve, reject) => {
+      const waiter = { resolve, reject }
+      this.recorderWaiters.add(waiter)
+      return () => this.recorderWaiters.delete(waiter)
     })
   }
 
@@ -107,6 +113,7 @@ export class AudioPeer {
   close(): void {
     if (this.closed) return
     this.closed = true
+    for (const waiter of this.recorderWaiters) waiter.reject(new CallsError('CLOSED', 'the peer was closed'))
     this.recorderWaiters.clear()
     this.player.close()
     this.recorder?.stop()

@@ -137,4 +137,24 @@ describe('a call through libwebrtc on loopback', () => {
     assert.equal(recorder.firstAudioAt, null)
     assert.equal(remoteFingerprint(await callee.stats()), null)
   })
+
+  it("gathers no candidate under iceTransportPolicy 'relay' without a TURN server (the config reaches libwebrtc)", async () => {
+    const hidden = new AudioPeer({ iceTransportPolicy: 'relay' })
+    const open = peer()
+    peers.add(hidden)
+    const gathered = async (p: AudioPeer): Promise<string[]> => {
+      const candidates: string[] = []
+      p.pc.onicecandidate = (e) => {
+        if (e.candidate?.candidate) candidates.push(e.candidate.candidate)
+      }
+      await p.pc.setLocalDescription(await p.pc.createOffer())
+      const until = performance.now() + 5_000
+      while (p.pc.iceGatheringState !== 'complete' && performance.now() < until) await sleep(20)
+      assert.equal(p.pc.iceGatheringState, 'complete')
+      return candidates
+    }
+    assert.deepEqual(await gathered(hidden), [])
+    assert.ok(!/^a=candidate/m.test(hidden.pc.localDescription?.sdp ?? ''))
+    assert.ok((await gathered(open)).some((c) => / typ host/.test(c)))
+  })
 })
