@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { accountRegister, login, logout, renew, search, whoami } from './commands/account.ts'
+import { answerCommand, callCommand } from './commands/calls.ts'
 import { contactsCommand, groupCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
@@ -31,6 +32,8 @@ export const COMMANDS: Command[] = [
   msgCommand,
   historyCommand,
   groupCommand,
+  callCommand,
+  answerCommand,
   ...notBuilt
 ]
 

@@ -5,6 +5,9 @@ import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
 import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
+import { callRoutes } from './calls/api.ts'
+import { CallService } from './calls/service.ts'
+import { CallStore } from './calls/store.ts'
 import { chatRoutes } from './chat/api.ts'
 import { PresenceService } from './chat/presence.ts'
 import { ChatService } from './chat/service.ts'
@@ -46,6 +49,7 @@ export interface RunningDaemon {
   relays: RelayReservations
   chat: ChatService
   presence: PresenceService
+  calls: CallService
   api: LocalApi
   /** The daemon's events (`GET /v1/events`). */
   events: EventHub
@@ -223,6 +227,19 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   void chat.catchUp().catch(() => {})
   void chat.drain().catch(() => {})
 
+  // Calls: signalling over the overlay, media over WebRTC; STUN from the linked supernodes.
+  const callStore = new CallStore(join(profile.dir, 'calls.sqlite'))
+  const calls = new CallService({
+    node,
+    chat,
+    store: callStore,
+    me,
+    emit,
+    iceServers: async () =>
+      node.nat.stunServers.map((s) => ({ urls: `stun:${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}` }))
+  })
+  await calls.start()
+
   const api = await startLocalApi(
     profile.dir,
     init.api ?? { host: '127.0.0.1', port: 0 },
@@ -272,7 +289,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         return { name: found.name, devices }
       }
     },
-    { events, routes: [chatRoutes(chat, presence)] }
+    { events, routes: [chatRoutes(chat, presence), callRoutes(calls)] }
   )
 
   let stopped: Promise<void> | undefined
@@ -282,6 +299,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     relays,
     chat,
     presence,
+    calls,
     api,
     events,
     checkNat,
@@ -299,12 +317,14 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         await api.close()
         events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
+        await calls.stop()
         await presence.stop()
         await chat.stop()
         await links.stop()
         await node.stop()
         cache.close()
         chatStore.close()
+        callStore.close()
       })()
       await stopped
     }

@@ -1,4 +1,5 @@
 export * from './api/local-api.ts'
+export * from './calls/api.ts'
 export * from './calls/channel.ts'
 export * from './calls/service.ts'
 export * from './calls/signal.ts'

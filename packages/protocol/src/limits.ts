@@ -262,7 +262,29 @@ export const LIMITS = {
     /** Live quality figures are taken this often. */
     statsEveryMs: 1_000,
     /** Calls kept in the call history. */
-    historyMax: 10_000
+    historyMax: 10_000,
+    /** Audio in and out of calls (@parley/calls): what libwebrtc runs at, and WAV files played and recorded. */
+    audio: {
+      /** The rate everything inside runs at: Opus's and libwebrtc's. */
+      sampleRate: 48_000,
+      /** One frame handed to libwebrtc: 10 ms at 48 kHz. */
+      frameSamples: 480,
+      frameMs: 10,
+      /** The longest audio read, written or recorded: a voicemail (3 minutes). */
+      maxDurationMs: 3 * 60 * 1000,
+      /** Sample rates a WAV file may have (telephone to studio; espeak-ng writes 22,050 Hz). */
+      wavMinSampleRate: 8_000,
+      wavMaxSampleRate: 96_000,
+      /** Mono or stereo. */
+      wavMaxChannels: 2,
+      /** Bytes of chunks other than `fmt ` and `data` (LIST, fact, …) a WAV file may carry. */
+      wavMaxOtherChunkBytes: 64 * 1024,
+      /**
+       * A whole WAV file: 3 minutes of 16-bit stereo at the highest rate, plus headers and
+       * other chunks. Checked before parsing, so a file is refused before it is read whole.
+       */
+      wavMaxBytes: 44 + 64 * 1024 + ((3 * 60 * 1000) / 1000) * 96_000 * 2 * 2
+    }
   },
   /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
   messaging: {

@@ -76,7 +76,7 @@ export const supernodeCommand: Command = {
 export async function callDaemon(
   ctx: CommandContext,
   path: string,
-  request: { method?: 'POST' | 'PUT' | 'DELETE'; body?: object } = {}
+  request: { method?: 'POST' | 'PUT' | 'DELETE'; body?: object; timeoutMs?: number } = {}
 ): Promise<Record<string, unknown>> {
   const dir = profileDir(ctx)
   const file = await readSecretFile(join(dir, 'api.json'))
@@ -88,7 +88,7 @@ export async function callDaemon(
       method: request.method ?? 'GET',
       headers: { authorization: `Bearer ${token}`, ...(request.body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
-      signal: AbortSignal.timeout(30_000)
+      signal: AbortSignal.timeout(request.timeoutMs ?? 30_000)
     })
   } catch {
     throw new ParleyError('NO_DAEMON', `the daemon of ${dir} does not answer at ${url}: is it running?`)

@@ -5,9 +5,7 @@ import type { Command } from '../context.ts'
 const PLANNED: Array<[string[], string, string]> = [
   [['up'], 'parley up [--data DIR] [--users a,b]', 'starts a whole network on this machine'],
   [['send-file'], 'parley send-file NAME PATH', 'sends a file'],
-  [['files'], 'parley files list|accept ...', 'file transfers'],
-  [['call'], 'parley call NAME ...', 'a voice call'],
-  [['answer'], 'parley answer ...', 'answers the next call']
+  [['files'], 'parley files list|accept ...', 'file transfers']
 ]
 
 export const notBuilt: Command[] = PLANNED.map(([path, usage, summary]) => ({

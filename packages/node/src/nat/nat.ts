@@ -100,6 +100,13 @@ export class NatService extends EventTarget {
     return this.#verdict
   }
 
+  /** One STUN server (host and port) of each supernode that answered the last determination: for calls' ICE. */
+  get stunServers(): MappedAddress[] {
+    return [...this.#stunServers]
+  }
+
+  #stunServers: MappedAddress[] = []
+
   get stunPorts(): number[] {
     return this.#stun.ports
   }
@@ -160,6 +167,7 @@ export class NatService extends EventTarget {
         if (ports.length > 0) stunServers.push(ports.slice(0, 2).map((port) => ({ address: host, port })))
       }
     }
+    this.#stunServers = stunServers.map((ports) => ports[0] as MappedAddress)
     const mapped = await this.#mappings(stunServers)
     const verdict = this.#judge({ answered: ok.length, observed: [...observed], dialable: [...dialable], mapped })
     const changed = verdict.reachability !== this.#verdict.reachability || verdict.natClass !== this.#verdict.natClass

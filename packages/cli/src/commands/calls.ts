@@ -1,0 +1,115 @@
+import { resolve } from 'node:path'
+import { LIMITS, ParleyError } from '@parley/protocol'
+import { type Command, type CommandContext, stringFlag } from '../context.ts'
+import { UsageError } from '../output.ts'
+import { callDaemon } from './node.ts'
+
+interface CallView {
+  id: string
+  peer: string
+  state: string
+  outcome: string | null
+  reason: string | null
+  setupMs: number | null
+  seconds: number
+  path: string | null
+}
+
+const OUTCOME_WORDS: Record<string, string> = {
+  'no-answer': 'nobody answered',
+  declined: 'declined',
+  busy: 'busy',
+  cancelled: 'cancelled',
+  unavailable: 'no device of theirs could be reached',
+  failed: 'the call failed',
+  missed: 'missed',
+  'answered-elsewhere': 'answered on another device'
+}
+
+function secondsFlag(ctx: CommandContext, name: string): number | undefined {
+  const raw = stringFlag(ctx, name)
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0 || n > LIMITS.calls.maxSeconds)
+    throw new UsageError(`--${name} takes seconds (up to ${LIMITS.calls.maxSeconds})`)
+  return n
+}
+
+/** --play and --record as absolute paths (the daemon reads and writes them), --seconds. */
+function mediaBody(ctx: CommandContext): { play?: string; record?: string; seconds?: number } {
+  const play = stringFlag(ctx, 'play')
+  const record = stringFlag(ctx, 'record')
+  const seconds = secondsFlag(ctx, 'seconds')
+  return {
+    ...(play === undefined ? {} : { play: resolve(play) }),
+    ...(record === undefined ? {} : { record: resolve(record) }),
+    ...(seconds === undefined ? {} : { seconds })
+  }
+}
+
+/** Follows a call until it has ended (its recording written). */
+async function untilEnded(ctx: CommandContext, id: string): Promise<CallView> {
+  for (;;) {
+    const { call } = (await callDaemon(ctx, `/v1/calls/${id}`)) as { call: CallView }
+    if (call.state === 'ended') return call
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+function connectedOrFail(call: CallView): void {
+  if (call.outcome === 'completed') return
+  const words = OUTCOME_WORDS[call.outcome ?? ''] ?? call.outcome
+  throw new ParleyError(
+    'CALL_NOT_CONNECTED',
+    `the call with ${call.peer} did not connect: ${words}${call.reason ? ` (${call.reason})` : ''}`
+  )
+}
+
+export const callCommand: Command = {
+  path: ['call'],
+  usage: 'parley call NAME [--play IN.wav] [--record OUT.wav] [--seconds N]',
+  summary: 'a voice call from the command line (plays IN.wav, records the other side into OUT.wav)',
+  options: { play: { type: 'string' }, record: { type: 'string' }, seconds: { type: 'string' } },
+  positionals: 1,
+  async run(ctx) {
+    const to = ctx.positionals[0] as string
+    const { call } = (await callDaemon(ctx, '/v1/calls', { method: 'POST', body: { to, ...mediaBody(ctx) } })) as { call: CallView }
+    const end = await untilEnded(ctx, call.id)
+    connectedOrFail(end)
+    ctx.out.result(
+      { id: end.id, state: end.outcome, setupMs: end.setupMs, seconds: end.seconds, path: end.path },
+      `called ${to}: ${end.seconds.toFixed(1)} s${end.setupMs === null ? '' : `, first audio after ${end.setupMs} ms`}${end.path === null ? '' : `, ${end.path}`}`
+    )
+  }
+}
+
+export const answerCommand: Command = {
+  path: ['answer'],
+  usage: 'parley answer [--from NAME] [--play IN.wav] [--record OUT.wav] [--seconds N] [--timeout S]',
+  summary: 'waits for the next incoming call and answers it',
+  options: {
+    from: { type: 'string' },
+    play: { type: 'string' },
+    record: { type: 'string' },
+    seconds: { type: 'string' },
+    timeout: { type: 'string' }
+  },
+  positionals: 0,
+  async run(ctx) {
+    const from = stringFlag(ctx, 'from')
+    const timeoutMs = Math.round((secondsFlag(ctx, 'timeout') ?? 60) * 1000)
+    const body = mediaBody(ctx)
+    const { call } = (await callDaemon(ctx, '/v1/calls/next', {
+      method: 'POST',
+      body: { ...(from === undefined ? {} : { from }), timeoutMs },
+      timeoutMs: timeoutMs + 5_000
+    })) as { call: CallView }
+    await callDaemon(ctx, `/v1/calls/${call.id}/answer`, { method: 'POST', body })
+    const end = await untilEnded(ctx, call.id)
+    connectedOrFail(end)
+    ctx.out.result(
+      { id: end.id, state: end.outcome, from: end.peer, seconds: end.seconds, path: end.path },
+      `answered ${end.peer}: ${end.seconds.toFixed(1)} s${end.path === null ? '' : `, ${end.path}`}`
+    )
+  }
+}

@@ -1,0 +1,119 @@
+// A voice call through the real `parley` program: a login server, a
+// supernode and two user daemons as processes on loopback; `parley answer`
+// and `parley call` as a user would type them. The caller plays speech made by
+// espeak-ng; the callee's recording is compared with it (aligned by
+// cross-correlation, then a similarity and level threshold that silence or
+// garbled audio fails).
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { compareAudio, readWavForCall } from '@parley/calls'
+import { parley, type RunningRole, speechFile, startRole } from '@parley/testing'
+
+const PASSWORD = 'calls test password 3'
+let dir: string
+let net: string
+const roles: RunningRole[] = []
+
+async function cli(profile: string, args: string[], input?: string): Promise<Record<string, unknown>> {
+  const r = await parley([...args, '--data', join(dir, profile), '--json'], input === undefined ? {} : { input })
+  assert.equal(r.code, 0, `parley ${args.join(' ')} (${profile}): ${r.stderr}`)
+  return JSON.parse(r.stdout) as Record<string, unknown>
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last = await probe()
+  while (!ok(last)) {
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
+    await new Promise((r) => setTimeout(r, 200))
+    last = await probe()
+  }
+  return last
+}
+
+describe('two users call each other from the command line', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-calls-'))
+    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
+    roles.push(login)
+    const net0 = join(dir, 'net0.json')
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
+    for (const [profile, name] of [
+      ['sn', 'calls_super'],
+      ['alice', 'alice_tel'],
+      ['bob', 'bob_tel']
+    ] as const) {
+      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
+      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
+    }
+    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
+    roles.push(sn)
+    net = join(dir, 'net.json')
+    const seed = (sn.ready.addrs as string[])[0] as string
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
+    for (const profile of ['alice', 'bob']) roles.push(await startRole(['daemon', '--data', join(dir, profile), '--network', net]))
+    await cli('alice', ['contacts', 'add', 'bob_tel'])
+    await until(
+      'bob sees the request',
+      () => cli('bob', ['contacts', 'list']),
+      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'incoming'
+    )
+    await cli('bob', ['contacts', 'accept', 'alice_tel'])
+    await speechFile(join(dir, 'speech.wav'))
+  })
+  after(async () => {
+    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('bob answers, alice speaks, and bob’s recording is alice’s speech', async () => {
+    const spoken = readWavForCall(await readFile(join(dir, 'speech.wav')))
+    const seconds = Math.ceil(spoken.length / 48_000) + 2
+    const answering = parley([
+      'answer',
+      '--from',
+      'alice_tel',
+      '--record',
+      join(dir, 'heard.wav'),
+      '--timeout',
+      '30',
+      '--json',
+      '--data',
+      join(dir, 'bob')
+    ])
+    // `answer` is waiting before the call is placed (the daemon holds the request).
+    await new Promise((r) => setTimeout(r, 500))
+    const called = await cli('alice', ['call', 'bob_tel', '--play', join(dir, 'speech.wav'), '--seconds', String(seconds)])
+    assert.equal(called.state, 'completed')
+    assert.ok(typeof called.setupMs === 'number' || called.setupMs === null)
+    assert.ok((called.seconds as number) >= seconds - 0.5, `connected ${called.seconds} s`)
+    const answered = await answering
+    assert.equal(answered.code, 0, answered.stderr)
+    const result = JSON.parse(answered.stdout) as { state: string; from: string }
+    assert.equal(result.state, 'completed')
+    assert.equal(result.from, 'alice_tel')
+    const heard = readWavForCall(await readFile(join(dir, 'heard.wav')))
+    const comparison = compareAudio(spoken, heard)
+    assert.ok(comparison.pass, `bob heard alice: ${JSON.stringify(comparison)}`)
+    // Silence is not a pass: the same check on a recording of nothing fails.
+    assert.equal(compareAudio(spoken, new Int16Array(heard.length)).pass, false)
+  })
+
+  it('keeps the call in both call histories, and says clearly when a call does not connect', async () => {
+    assert.equal((await fetchHistory('alice'))[0]?.outcome, 'completed')
+    assert.equal((await fetchHistory('bob'))[0]?.direction, 'incoming')
+    // A user with no device anywhere: the call cannot connect, and the command says why (exit 1).
+    const unknown = await parley(['call', 'nobody_here', '--data', join(dir, 'alice')])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /did not connect: no device of theirs could be reached/)
+  })
+})
+
+async function fetchHistory(profile: string): Promise<Array<{ outcome: string; direction: string }>> {
+  const api = JSON.parse(await readFile(join(dir, profile, 'api.json'), 'utf8')) as { url: string; token: string }
+  const response = await fetch(`${api.url}/v1/calls`, { headers: { authorization: `Bearer ${api.token}` } })
+  return ((await response.json()) as { history: Array<{ outcome: string; direction: string }> }).history
+}
