@@ -12,7 +12,8 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
 fi
 
 # Debian packages the tests use: PostgreSQL servers (started by the tests, never the system's cluster), and for
-# the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer; iproute2 and iptables for the NAT test.
+# the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer; iproute2 and iptables for the NAT test;
+# espeak-ng, sox and coturn for calls.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 pgversion=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -25,12 +26,20 @@ command -v runuser >/dev/null || missing+=(util-linux)
 # The NAT test builds its own network in Linux network namespaces (veth, bridge, iptables MASQUERADE).
 command -v ip >/dev/null || missing+=(iproute2)
 command -v iptables >/dev/null || missing+=(iptables)
+# Calls: speech for the audio tests (espeak-ng, sox), and a TURN server the tests start themselves (coturn).
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v sox >/dev/null || missing+=(sox)
+command -v turnserver >/dev/null || missing+=(coturn)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test:all: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's coturn package may start a system TURN server: the tests run their own, so it is stopped and disabled.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
+    $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 npm ci --no-audit --no-fund
