@@ -6,6 +6,7 @@ export * from './limits.ts'
 export * from './peer.ts'
 export * from './quality.ts'
 export * from './resample.ts'
+export * from './turn.ts'
 export * from './wav.ts'
 export {
   type AudioSink,
