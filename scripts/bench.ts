@@ -20,7 +20,8 @@ const BENCHES = {
   'loopback-lookup': 'packages/node/bench/loopback-lookup.bench.ts',
   chat: 'packages/node/bench/chat.bench.ts',
   mailbox: 'packages/node/bench/mailbox.bench.ts',
-  search: 'packages/node/bench/search.bench.ts'
+  search: 'packages/node/bench/search.bench.ts',
+  floor: 'packages/calls/bench/floor.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES
 

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { TurnServer } from '@parley/calls'
 import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
@@ -8,6 +9,7 @@ import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-ap
 import { callRoutes } from './calls/api.ts'
 import { CallService } from './calls/service.ts'
 import { CallStore } from './calls/store.ts'
+import { TurnService } from './calls/turn.ts'
 import { chatRoutes } from './chat/api.ts'
 import { PresenceService } from './chat/presence.ts'
 import { ChatService } from './chat/service.ts'
@@ -41,6 +43,10 @@ export interface DaemonInit {
   promoteAfterMs?: number
   /** How often the NAT and firewall determination runs again. Default: 5 minutes. */
   natEveryMs?: number
+  /** A TURN server beside this node (coturn with the same shared secret): as a supernode, it hands out credentials for it. */
+  turn?: TurnServer
+  /** Call media only through TURN relays (the other side never learns this device's addresses). */
+  relayMediaOnly?: boolean
 }
 
 export interface RunningDaemon {
@@ -229,14 +235,20 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
 
   // Calls: signalling over the overlay, media over WebRTC; STUN from the linked supernodes.
   const callStore = new CallStore(join(profile.dir, 'calls.sqlite'))
+  // TURN: supernodes with a coturn beside them hand out credentials; every node asks its linked supernodes.
+  const turn = new TurnService(node, init.turn)
+  await turn.start()
   const calls = new CallService({
     node,
     chat,
     store: callStore,
     me,
     emit,
-    iceServers: async () =>
-      node.nat.stunServers.map((s) => ({ urls: `stun:${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}` }))
+    iceServers: async () => [
+      ...node.nat.stunServers.map((s) => ({ urls: `stun:${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}` })),
+      ...(await turn.iceServers(links.linked.map((l) => peerIdFromString(l.peerId))).catch(() => []))
+    ],
+    ...(init.relayMediaOnly === true ? { iceTransportPolicy: () => 'relay' as const } : {})
   })
   await calls.start()
 
@@ -318,6 +330,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
         await calls.stop()
+        await turn.stop()
         await presence.stop()
         await chat.stop()
         await links.stop()

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { AudioPeer, compareAudio } from '@parley/calls'
+import { AudioPeer, compareAudio, type IceServer, TurnSecret, turnUrls } from '@parley/calls'
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
-import { speech, testNetwork } from '@parley/testing'
+import { type RunningCoturn, speech, startCoturn, testNetwork } from '@parley/testing'
 import fc from 'fast-check'
 import {
   CALL_PROTOCOL,
@@ -18,7 +19,8 @@ import {
   fingerprintsOf,
   ParleyNode,
   type Signal,
-  SignalChannel
+  SignalChannel,
+  TurnService
 } from '../src/index.ts'
 
 // Calls between in-process peers on loopback TCP: real libp2p signalling, real
@@ -33,13 +35,15 @@ interface Peer {
   chat: ChatService
   calls: CallService
   events: Array<{ type: string; data: Record<string, unknown> }>
+  /** The ICE servers its calls use (none: host candidates). */
+  turnServers: () => Promise<IceServer[]>
   stop(): Promise<void>
 }
 
 const peers: Peer[] = []
 let seed: ParleyNode
 
-async function startPeer(name: string, options: { noAnswerMs?: number } = {}): Promise<Peer> {
+async function startPeer(name: string, options: { noAnswerMs?: number; iceTransportPolicy?: () => 'all' | 'relay' } = {}): Promise<Peer> {
   const device = generateKeyPair()
   const credential = network.credentialFor(device, name)
   const node = await ParleyNode.create({
@@ -57,7 +61,15 @@ async function startPeer(name: string, options: { noAnswerMs?: number } = {}): P
     events.push({ type, data: data as Record<string, unknown> })
   }
   const chat = new ChatService({ node, store: new ChatStore(':memory:'), device, me: () => name, emit })
-  const calls = new CallService({ node, chat, store: new CallStore(':memory:'), me: () => name, emit, ...options })
+  const calls = new CallService({
+    node,
+    chat,
+    store: new CallStore(':memory:'),
+    me: () => name,
+    emit,
+    iceServers: async () => await peer.turnServers(),
+    ...options
+  })
   await chat.start()
   await calls.start()
   const peer: Peer = {
@@ -67,6 +79,7 @@ async function startPeer(name: string, options: { noAnswerMs?: number } = {}): P
     chat,
     calls,
     events,
+    turnServers: async () => [],
     async stop() {
       await calls.stop()
       await chat.stop()
@@ -374,5 +387,62 @@ describe('calls that must not get through', () => {
       }),
       { numRuns: 100_000 }
     )
+  })
+})
+
+describe('TURN: a supernode hands out credentials for its coturn, and a call goes through the relay', () => {
+  let coturn: RunningCoturn
+  let turn: TurnService
+
+  before(async () => {
+    const secret = randomBytes(24).toString('base64url')
+    coturn = await startCoturn({ secret })
+    turn = new TurnService(seed, {
+      host: coturn.host,
+      port: coturn.port,
+      urls: turnUrls(coturn.host, coturn.port),
+      secret: new TurnSecret(secret)
+    })
+    await turn.start()
+  })
+  after(async () => {
+    await turn.stop()
+    await coturn.stop()
+  })
+
+  it('only peers with a valid credential get TURN credentials, which coturn takes: the call is relayed both ways', async () => {
+    const relayed = { iceTransportPolicy: () => 'relay' as const }
+    const mia = await startPeer('mia_call', relayed)
+    const ned = await startPeer('ned_call', relayed)
+    const askers = await Promise.all(
+      [mia, ned].map(async (p) => {
+        const t = new TurnService(p.node)
+        await t.start()
+        return t
+      })
+    )
+    try {
+      const servers = await askers[0]?.iceServers([peerIdFromString(seed.peerId)])
+      assert.equal(servers?.length, 1)
+      assert.match(servers?.[0]?.username ?? '', /^\d+:mia_call$/)
+      assert.deepEqual(servers?.[0]?.urls, turnUrls(coturn.host, coturn.port))
+      for (const [p, t] of [
+        [mia, askers[0]],
+        [ned, askers[1]]
+      ] as const)
+        p.turnServers = async () => (await t?.iceServers([peerIdFromString(seed.peerId)])) ?? []
+      await befriend(mia, ned)
+      const words = await speech()
+      const incoming = ned.calls.nextIncoming({ signal: AbortSignal.timeout(10_000) })
+      const placed = await mia.calls.call('ned_call', { play: words, seconds: words.length / 48_000 + 1.5 })
+      await ned.calls.answer((await incoming).id)
+      const end = await ned.calls.ended(placed.id)
+      assert.equal(end.outcome, 'completed')
+      assert.equal(end.path, 'relay/relay')
+      const comparison = compareAudio(words, ned.calls.recording(placed.id) as Int16Array)
+      assert.ok(comparison.pass, JSON.stringify(comparison))
+    } finally {
+      for (const t of askers) await t.stop()
+    }
   })
 })

@@ -263,6 +263,11 @@ export const LIMITS = {
     statsEveryMs: 1_000,
     /** Calls kept in the call history. */
     historyMax: 10_000,
+    /** TURN credentials a supernode hands out live this long at most (never past the peer's own credential). */
+    turnTtlSeconds: 3_600,
+    /** TURN credentials one user may ask one supernode for. */
+    turnAsksPerMinute: 30,
+    turnAskBurst: 10,
     /** Audio in and out of calls (@parley/calls): what libwebrtc runs at, and WAV files played and recorded. */
     audio: {
       /** The rate everything inside runs at: Opus's and libwebrtc's. */

@@ -24,7 +24,21 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
   const ranges = stringFlag(ctx, 'public-ranges')
   const promoteAfter = stringFlag(ctx, 'promote-after')
   if (promoteAfter !== undefined && !/^\d+$/.test(promoteAfter)) throw new UsageError('--promote-after takes seconds, e.g. 1800')
+  const turnUrl = stringFlag(ctx, 'turn')
+  const turnSecret = stringFlag(ctx, 'turn-secret')
+  if ((turnUrl === undefined) !== (turnSecret === undefined)) throw new UsageError('--turn and --turn-secret go together')
+  let turn: Awaited<ReturnType<typeof import('@parley/calls').loadTurnServer>> | undefined
+  if (turnUrl !== undefined && turnSecret !== undefined) {
+    const { loadTurnServer } = await import('@parley/calls')
+    try {
+      turn = await loadTurnServer({ url: turnUrl, secretFile: turnSecret })
+    } catch (err) {
+      throw new ParleyError('BAD_CONFIG', (err as Error).message)
+    }
+  }
   const daemon = await startDaemon({
+    ...(turn === undefined ? {} : { turn }),
+    ...(ctx.flags['relay-media'] === true ? { relayMediaOnly: true } : {}),
     dataDir: profileDir(ctx),
     role,
     ...(ranges === undefined ? {} : { publicRanges: ranges.split(',').filter((r) => r !== '') }),
@@ -46,13 +60,16 @@ const nodeOptions = {
   api: { type: 'string' },
   'public-ranges': { type: 'string' },
   'promote-after': { type: 'string' },
-  'no-promote': { type: 'boolean' }
+  'no-promote': { type: 'boolean' },
+  turn: { type: 'string' },
+  'turn-secret': { type: 'string' },
+  'relay-media': { type: 'boolean' }
 } as const
 
 export const daemonCommand: Command = {
   path: ['daemon'],
   usage:
-    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT] [--public-ranges CIDR,...] [--promote-after SECONDS | --no-promote]',
+    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT] [--public-ranges CIDR,...] [--promote-after SECONDS | --no-promote] [--turn turn:HOST:PORT --turn-secret FILE] [--relay-media]',
   summary: "runs this profile's node (client role) and its local API",
   options: nodeOptions,
   positionals: 0,
@@ -63,7 +80,8 @@ export const daemonCommand: Command = {
 
 export const supernodeCommand: Command = {
   path: ['supernode'],
-  usage: 'parley supernode --data DIR --network FILE [--listen MULTIADDR ...] [--public-ranges CIDR,...]',
+  usage:
+    'parley supernode --data DIR --network FILE [--listen MULTIADDR ...] [--public-ranges CIDR,...] [--turn turn:HOST:PORT --turn-secret FILE]',
   summary: 'runs a supernode (a logged-in profile, as every peer)',
   options: nodeOptions,
   positionals: 0,

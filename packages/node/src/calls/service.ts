@@ -70,6 +70,8 @@ export interface CallsComponents {
   iceServers?: () => Promise<IceServer[]>
   /** How long a call rings before it is given up (default LIMITS.calls.noAnswerMs). */
   noAnswerMs?: number
+  /** 'relay': media only through TURN, so the other side never learns this device's addresses. Default 'all'. */
+  iceTransportPolicy?: () => 'all' | 'relay'
 }
 
 interface Call {
@@ -581,7 +583,7 @@ export class CallService {
 
   async #media(call: Call): Promise<AudioPeer> {
     const iceServers = (await this.#c.iceServers?.().catch(() => [])) ?? []
-    call.media = new AudioPeer({ iceServers, player: { idle: 'silence' } })
+    call.media = new AudioPeer({ iceServers, iceTransportPolicy: this.#c.iceTransportPolicy?.() ?? 'all', player: { idle: 'silence' } })
     return call.media
   }
 
