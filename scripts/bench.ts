@@ -21,7 +21,8 @@ const BENCHES = {
   chat: 'packages/node/bench/chat.bench.ts',
   mailbox: 'packages/node/bench/mailbox.bench.ts',
   search: 'packages/node/bench/search.bench.ts',
-  floor: 'packages/calls/bench/floor.bench.ts'
+  floor: 'packages/calls/bench/floor.bench.ts',
+  calls: 'packages/node/bench/calls.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES
 

@@ -70,6 +70,8 @@ export interface CallsComponents {
   iceServers?: () => Promise<IceServer[]>
   /** How long a call rings before it is given up (default LIMITS.calls.noAnswerMs). */
   noAnswerMs?: number
+  /** Invites taken from one user (default LIMITS.calls.invitesPerMinute and inviteBurst; a bench places many calls). */
+  inviteRate?: { perMinute: number; burst: number }
   /** 'relay': media only through TURN, so the other side never learns this device's addresses. Default 'all'. */
   iceTransportPolicy?: () => 'all' | 'relay'
 }
@@ -101,11 +103,13 @@ const FINAL_STATES = new Set<CallState>(['ended'])
 export class CallService {
   readonly #c: CallsComponents
   readonly #calls = new Map<string, Call>()
-  readonly #invites = new TokenBuckets(LIMITS.calls.invitesPerMinute, LIMITS.calls.inviteBurst, LIMITS.chat.senderBuckets)
+  readonly #invites: TokenBuckets
   readonly #incomingWaiters = new Set<(call: CallView) => void>()
 
   constructor(components: CallsComponents) {
     this.#c = components
+    const rate = components.inviteRate ?? { perMinute: LIMITS.calls.invitesPerMinute, burst: LIMITS.calls.inviteBurst }
+    this.#invites = new TokenBuckets(rate.perMinute, rate.burst, LIMITS.chat.senderBuckets)
   }
 
   get #noAnswerMs(): number {
@@ -537,6 +541,17 @@ export class CallService {
       return
     }
     if (call.view.state === 'ended') return
+    // Sound at once (what DTLS let through is from the certificate the SDP named); the check below ends the call otherwise.
+    media.player.start()
+    if (call.options.play !== undefined) void media.player.play(call.options.play).catch(() => {})
+    void media
+      .remoteAudio()
+      .then(async (recorder) => await recorder.firstAudio())
+      .then((at) => {
+        call.view.setupMs = Math.round((at - call.dialedAt) * 10) / 10
+        this.#emit('call.state', call)
+      })
+      .catch(() => {})
     const report = await media.pc.getStats()
     const seen = remoteFingerprint(report)
     const signalled = fingerprintsOf(call.remoteSdp ?? '')
@@ -545,6 +560,8 @@ export class CallService {
       this.#finish(call, 'failed', 'FINGERPRINT_MISMATCH: the media certificate is not the one in the signalled SDP')
       return
     }
+    // The other side may have hung up meanwhile (the state changes under the awaits).
+    if ((call.view.state as CallState) === 'ended') return
     call.view.state = 'active'
     if (call.view.answeredAt === null) call.view.answeredAt = Date.now()
     call.monitor = new QualityMonitor(media.pc)
@@ -561,16 +578,6 @@ export class CallService {
     stats.unref?.()
     call.timers.push(stats as unknown as ReturnType<typeof setTimeout>)
     this.#emit('call.state', call)
-    media.player.start()
-    if (call.options.play !== undefined) void media.player.play(call.options.play).catch(() => {})
-    void media
-      .remoteAudio()
-      .then(async (recorder) => await recorder.firstAudio())
-      .then((at) => {
-        call.view.setupMs = Math.round((at - call.dialedAt) * 10) / 10
-        this.#emit('call.state', call)
-      })
-      .catch(() => {})
     if (call.options.seconds !== undefined) {
       call.timers.push(
         setTimeout(() => {
