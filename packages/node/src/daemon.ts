@@ -7,6 +7,7 @@ import { LoginClient } from '@parley/login-client'
 import { type CredentialGrant, ParleyError } from '@parley/protocol'
 import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
 import { callRoutes } from './calls/api.ts'
+import { EchoService } from './calls/echo.ts'
 import { CallService } from './calls/service.ts'
 import { CallStore } from './calls/store.ts'
 import { TurnService } from './calls/turn.ts'
@@ -47,6 +48,8 @@ export interface DaemonInit {
   turn?: TurnServer
   /** Call media only through TURN relays (the other side never learns this device's addresses). */
   relayMediaOnly?: boolean
+  /** Runs this user as the echo test contact: accepts every contact, answers calls and plays back what it heard. */
+  echo?: boolean
 }
 
 export interface RunningDaemon {
@@ -108,12 +111,14 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
 
   // What the local API's event stream carries about the network.
   const events = new EventHub()
+  let echo: EchoService | undefined
   const emit = (type: string, data: object): void => {
     try {
       events.publish(type, data)
     } catch {
       // The hub closes with the daemon; nothing to tell then.
     }
+    echo?.onEvent(type, data)
   }
   links.addEventListener('linked', (e) => emit('net.supernode-linked', (e as CustomEvent<object>).detail))
   links.addEventListener('unlinked', (e) => emit('net.supernode-unlinked', { peerId: (e as CustomEvent<string>).detail }))
@@ -251,6 +256,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     ...(init.relayMediaOnly === true ? { iceTransportPolicy: () => 'relay' as const } : {})
   })
   await calls.start()
+  if (init.echo === true) echo = new EchoService({ chat, calls, me })
 
   const api = await startLocalApi(
     profile.dir,
@@ -329,6 +335,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         await api.close()
         events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
+        echo?.stop()
         await calls.stop()
         await turn.stop()
         await presence.stop()

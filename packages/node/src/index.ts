@@ -1,6 +1,7 @@
 export * from './api/local-api.ts'
 export * from './calls/api.ts'
 export * from './calls/channel.ts'
+export * from './calls/echo.ts'
 export * from './calls/service.ts'
 export * from './calls/signal.ts'
 export * from './calls/store.ts'

@@ -15,6 +15,7 @@ import {
   ChatService,
   ChatStore,
   decodeSignal,
+  EchoService,
   encodeSignal,
   fingerprintsOf,
   ParleyNode,
@@ -43,7 +44,12 @@ interface Peer {
 const peers: Peer[] = []
 let seed: ParleyNode
 
-async function startPeer(name: string, options: { noAnswerMs?: number; iceTransportPolicy?: () => 'all' | 'relay' } = {}): Promise<Peer> {
+async function startPeer(
+  name: string,
+  options: { noAnswerMs?: number; iceTransportPolicy?: () => 'all' | 'relay'; echoRecordMs?: number } = {}
+): Promise<Peer> {
+  const { echoRecordMs, ...callOptions } = options
+  let echo: EchoService | undefined
   const device = generateKeyPair()
   const credential = network.credentialFor(device, name)
   const node = await ParleyNode.create({
@@ -59,6 +65,7 @@ async function startPeer(name: string, options: { noAnswerMs?: number; iceTransp
   const events: Peer['events'] = []
   const emit = (type: string, data: object): void => {
     events.push({ type, data: data as Record<string, unknown> })
+    echo?.onEvent(type, data)
   }
   const chat = new ChatService({ node, store: new ChatStore(':memory:'), device, me: () => name, emit })
   const calls = new CallService({
@@ -68,8 +75,9 @@ async function startPeer(name: string, options: { noAnswerMs?: number; iceTransp
     me: () => name,
     emit,
     iceServers: async () => await peer.turnServers(),
-    ...options
+    ...callOptions
   })
+  if (echoRecordMs !== undefined) echo = new EchoService({ chat, calls, me: () => name, recordMs: echoRecordMs })
   await chat.start()
   await calls.start()
   const peer: Peer = {
@@ -444,5 +452,25 @@ describe('TURN: a supernode hands out credentials for its coturn, and a call goe
     } finally {
       for (const t of askers) await t.stop()
     }
+  })
+})
+
+describe('the echo test contact', () => {
+  it('accepts a contact request, answers the call, and plays back what it heard; echoes a chat line', async () => {
+    await startPeer('echo_call', { echoRecordMs: 3_000 })
+    const ora = await startPeer('ora_call')
+    await ora.chat.addContact('echo_call')
+    await until('the echo accepts', () => ora.chat.isContact('echo_call'))
+    await ora.chat.message('echo_call', 'testing 1 2 3')
+    await until('the echo answers the line', () => ora.chat.history('echo_call', 10).some((m) => m.text === 'echo: testing 1 2 3'))
+    const words = await speech()
+    const placed = await ora.calls.call('echo_call', { play: words.subarray(0, 3 * 48_000) })
+    const end = await ora.calls.ended(placed.id)
+    assert.equal(end.outcome, 'completed', end.reason ?? '')
+    const back = ora.calls.recording(placed.id) as Int16Array
+    // What came back is what was said in the first seconds (the echo started listening when the call connected).
+    const comparison = compareAudio(words.subarray(0, Math.round(2.5 * 48_000)), back)
+    assert.ok(comparison.pass, JSON.stringify(comparison))
+    assert.ok(comparison.offsetMs > 2_500, `played back after listening: ${comparison.offsetMs} ms`)
   })
 })

@@ -263,6 +263,8 @@ export const LIMITS = {
     statsEveryMs: 1_000,
     /** Calls kept in the call history. */
     historyMax: 10_000,
+    /** The echo test contact records this much of a call, then plays it back. */
+    echoRecordMs: 5_000,
     /** TURN credentials a supernode hands out live this long at most (never past the peer's own credential). */
     turnTtlSeconds: 3_600,
     /** TURN credentials one user may ask one supernode for. */

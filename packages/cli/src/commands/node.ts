@@ -39,6 +39,7 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
   const daemon = await startDaemon({
     ...(turn === undefined ? {} : { turn }),
     ...(ctx.flags['relay-media'] === true ? { relayMediaOnly: true } : {}),
+    ...(ctx.flags.echo === true ? { echo: true } : {}),
     dataDir: profileDir(ctx),
     role,
     ...(ranges === undefined ? {} : { publicRanges: ranges.split(',').filter((r) => r !== '') }),
@@ -63,13 +64,14 @@ const nodeOptions = {
   'no-promote': { type: 'boolean' },
   turn: { type: 'string' },
   'turn-secret': { type: 'string' },
-  'relay-media': { type: 'boolean' }
+  'relay-media': { type: 'boolean' },
+  echo: { type: 'boolean' }
 } as const
 
 export const daemonCommand: Command = {
   path: ['daemon'],
   usage:
-    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT] [--public-ranges CIDR,...] [--promote-after SECONDS | --no-promote] [--turn turn:HOST:PORT --turn-secret FILE] [--relay-media]',
+    'parley daemon --data DIR --network FILE [--listen MULTIADDR ...] [--api HOST:PORT] [--public-ranges CIDR,...] [--promote-after SECONDS | --no-promote] [--turn turn:HOST:PORT --turn-secret FILE] [--relay-media] [--echo]',
   summary: "runs this profile's node (client role) and its local API",
   options: nodeOptions,
   positionals: 0,

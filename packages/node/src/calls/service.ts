@@ -157,6 +157,18 @@ export class CallService {
 
   readonly #recordings = new Map<string, Int16Array>()
 
+  /** What this side has heard of a connected call so far (48 kHz mono). */
+  heard(id: string): Int16Array {
+    return this.#live(id).media?.recorder?.samples() ?? new Int16Array(0)
+  }
+
+  /** Plays audio (48 kHz mono) into a connected call, after what is playing; resolves when it has been sent. */
+  async play(id: string, samples: Int16Array): Promise<void> {
+    const media = this.#live(id).media
+    if (media === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
+    await media.player.play(samples)
+  }
+
   /** Resolves with the call's view once it has ended. */
   async ended(id: string): Promise<CallView> {
     const call = this.#calls.get(id)
