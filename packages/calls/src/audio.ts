@@ -45,6 +45,12 @@ export class AudioPlayer {
   framesSent = 0
   /** Time the clock was moved on after stalls, ms. */
   skippedMs = 0
+  /**
+   * When set, each frame comes from here instead of the queue (a conference
+   * host's mix for one participant): called once per 10 ms frame with the
+   * frame to fill (480 samples, zeroed).
+   */
+  pull: ((frame: Int16Array) => void) | undefined
 
   constructor(init: AudioPlayerInit = {}) {
     this.idle = init.idle ?? 'silence'
@@ -127,6 +133,13 @@ export class AudioPlayer {
 
   private sendFrame(): void {
     const frame = this.frame
+    if (this.pull !== undefined) {
+      frame.fill(0)
+      this.pull(frame)
+      this.source.onData({ samples: frame, sampleRate: AUDIO.sampleRate })
+      this.framesSent++
+      return
+    }
     let filled = 0
     while (filled < frame.length && this.queue.length > 0) {
       const head = this.queue[0]!
@@ -173,6 +186,8 @@ export class AudioRecorder {
   framesReceived = 0
   /** Whether audio past the maximum duration was dropped. */
   truncated = false
+  /** Called with each piece of audio as it arrives (48 kHz mono), e.g. to mix it into a conference. */
+  onSamples: ((chunk: Int16Array) => void) | undefined
   private readonly threshold: number
   private readonly maxSamples: number
   private readonly chunks: Int16Array[] = []
@@ -257,7 +272,9 @@ export class AudioRecorder {
       this.resampler = sampleRate === AUDIO.sampleRate ? null : new Resampler(sampleRate, AUDIO.sampleRate)
     }
     const startsAt = this.length
-    this.append(this.resampler === null ? mono.slice() : this.resampler.push(mono))
+    const chunk = this.resampler === null ? mono.slice() : this.resampler.push(mono)
+    this.append(chunk)
+    if (chunk.length > 0) this.onSamples?.(chunk)
     if (this.firstAudioAt === null && rms(mono) > this.threshold) {
       this.firstAudioAt = performance.now()
       this.firstAudioSample = startsAt

@@ -474,3 +474,62 @@ describe('the echo test contact', () => {
     assert.ok(comparison.offsetMs > 2_500, `played back after listening: ${comparison.offsetMs} ms`)
   })
 })
+
+describe('a conference hosted by one participant, who mixes', () => {
+  it('three parties: each participant hears both others; the host adds people to the running call (5 participants)', async () => {
+    const host = await startPeer('host_conf')
+    const guests = await Promise.all(['bea_conf', 'cyd_conf', 'dan_conf', 'eve_conf'].map(async (n) => await startPeer(n)))
+    const [bea, cyd, dan, eve] = guests as [Peer, Peer, Peer, Peer]
+    const sentences = {
+      bea: await speech('The quick brown fox jumps over the lazy dog.'),
+      cyd: await speech('Please call me back later this afternoon.'),
+      host: await speech('Seven apples and nine oranges lie on the kitchen table.'),
+      dan: await speech('The train to the coast leaves at noon on Sunday.')
+    }
+    /** The host calls a guest (into the conference when `into` is given); the guest answers. */
+    const bring = async (guest: Peer, into?: string): Promise<string> => {
+      const ringing = guest.calls.nextIncoming({ signal: AbortSignal.timeout(10_000) })
+      const placed = await host.calls.call(guest.name, into === undefined ? {} : { conference: into })
+      await guest.calls.answer((await ringing).id)
+      await until(`${guest.name} connected`, () => host.calls.get(placed.id)?.state === 'active', 10_000)
+      return placed.id
+    }
+    const first = await bring(bea)
+    const second = await bring(cyd, first)
+    assert.deepEqual(
+      host.calls
+        .conference(first)
+        .map((c) => c.peer)
+        .sort(),
+      ['bea_conf', 'cyd_conf']
+    )
+    // One at a time, so that each voice is recognisable in the mixes: bea, then cyd, then the host.
+    await bea.calls.play(first, sentences.bea)
+    await new Promise((r) => setTimeout(r, 500))
+    await cyd.calls.play(second, sentences.cyd)
+    await new Promise((r) => setTimeout(r, 500))
+    await host.calls.play(first, sentences.host)
+    // The host's words go into the mix at once; they take their length to be heard.
+    await new Promise((r) => setTimeout(r, (sentences.host.length / 48_000) * 1000 + 500))
+    // Two more join the running conference: five participants with the host.
+    const third = await bring(dan, first)
+    const fourth = await bring(eve, first)
+    assert.equal(host.calls.conference(first).length, 4)
+    await dan.calls.play(third, sentences.dan)
+    await new Promise((r) => setTimeout(r, 500))
+    for (const id of [first, second, third, fourth]) await host.calls.hangUp(id)
+    await Promise.all(guests.map(async (g, i) => await g.calls.ended([first, second, third, fourth][i] as string)))
+    const heard = (p: Peer, id: string): Int16Array => p.calls.recording(id) as Int16Array
+    const hears = (recording: Int16Array, said: Int16Array): boolean => compareAudio(said, recording).pass
+    // Each participant's recording holds both others' speech, and not their own.
+    assert.ok(hears(heard(bea, first), sentences.cyd), 'bea hears cyd')
+    assert.ok(hears(heard(bea, first), sentences.host), 'bea hears the host')
+    assert.ok(hears(heard(cyd, second), sentences.bea), 'cyd hears bea')
+    assert.ok(hears(heard(cyd, second), sentences.host), 'cyd hears the host')
+    assert.ok(hears(heard(host, first), sentences.bea), 'the host hears bea on her call')
+    assert.ok(hears(heard(host, second), sentences.cyd), 'the host hears cyd on his call')
+    assert.equal(hears(heard(bea, first), sentences.bea), false, 'bea does not hear herself')
+    // The ones added later hear the conference too.
+    assert.ok(hears(heard(eve, fourth), sentences.dan), 'eve hears dan')
+  })
+})

@@ -85,14 +85,20 @@ export function callRoutes(calls: CallService): (app: FastifyInstance) => void {
             type: 'object',
             required: ['to'],
             additionalProperties: false,
-            properties: { to: { type: 'string', minLength: LIMITS.name.minLength, maxLength: LIMITS.name.maxLength }, ...media }
+            properties: {
+              to: { type: 'string', minLength: LIMITS.name.minLength, maxLength: LIMITS.name.maxLength },
+              // A call in progress here: the new one joins it as a conference this device hosts.
+              conference: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' },
+              ...media
+            }
           }
         }
       },
       async (request) => {
-        const body = request.body as { to: string; play?: string; record?: string; seconds?: number }
+        const body = request.body as { to: string; conference?: string; play?: string; record?: string; seconds?: number }
         if (!isValidName(body.to)) throw new ParleyError('INVALID_NAME', `${body.to} is not a user name`)
         const options = await mediaOptions(body)
+        if (body.conference !== undefined) options.conference = body.conference
         const view = await calls.call(body.to, options)
         keep(view, body.record)
         return { call: view }

@@ -7,6 +7,7 @@ import type { ChatService } from '../chat/service.ts'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
 import { SignalChannel } from './channel.ts'
+import { Mixer } from './mixer.ts'
 import { CALL_PROTOCOL, type CancelReason, fingerprintsOf, type RejectReason, type Signal } from './signal.ts'
 import type { CallOutcome, CallRecord, CallStore } from './store.ts'
 
@@ -47,6 +48,8 @@ export interface CallView {
   path: string | null
   held: boolean
   muted: boolean
+  /** The conference (the id of its first call) when this device hosts one with this call in it. */
+  conference: string | null
   /** The other side's hold and mute. */
   remoteHeld: boolean
   remoteMuted: boolean
@@ -56,6 +59,8 @@ export interface CallView {
 export interface CallMediaOptions {
   /** 48 kHz mono samples to play into the call once it is connected. */
   play?: Int16Array
+  /** A call this device is in: the new call joins it as a conference that this device hosts and mixes. */
+  conference?: string
   /** Hang up this long after the call is connected. */
   seconds?: number
 }
@@ -162,11 +167,86 @@ export class CallService {
     return this.#live(id).media?.recorder?.samples() ?? new Int16Array(0)
   }
 
-  /** Plays audio (48 kHz mono) into a connected call, after what is playing; resolves when it has been sent. */
+  /** Plays audio (48 kHz mono) into a connected call (to every participant of a conference it is in). */
   async play(id: string, samples: Int16Array): Promise<void> {
-    const media = this.#live(id).media
-    if (media === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
-    await media.player.play(samples)
+    const call = this.#live(id)
+    const conference = call.view.conference === null ? undefined : this.#conferences.get(call.view.conference)
+    if (conference !== undefined) {
+      conference.mixer.hostSays(samples)
+      return
+    }
+    if (call.media === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
+    await call.media.player.play(samples)
+  }
+
+  /** The calls of a conference this device hosts (by the id of any of them). */
+  conference(id: string): CallView[] {
+    const key = this.#calls.get(id)?.view.conference
+    const conference = key === null || key === undefined ? undefined : this.#conferences.get(key)
+    return conference === undefined ? [] : [...conference.members].flatMap((m) => this.#calls.get(m)?.view ?? [])
+  }
+
+  // Conferences this device hosts: each participant on its own call with this device, which mixes.
+  readonly #conferences = new Map<string, { mixer: Mixer; members: Set<string> }>()
+
+  /** The conference key for a call joining `id`'s (the id of its first call). */
+  #conferenceOf(id: string): string {
+    return this.#calls.get(id)?.view.conference ?? id
+  }
+
+  #checkConference(id: string): void {
+    const first = this.#calls.get(id)
+    if (first === undefined || first.view.state === 'ended') throw new ParleyError('NOT_FOUND', `no call ${id} to add people to`)
+    const members = this.#conferences.get(this.#conferenceOf(id))?.members.size ?? 1
+    if (members >= LIMITS.calls.conferenceMax)
+      throw new ParleyError('INVALID_REQUEST', `a conference has at most ${LIMITS.calls.conferenceMax} participants besides its host`)
+  }
+
+  /** A connected call of a conference: its audio goes into the mix, and it hears the mix of the others. */
+  #joinConference(call: Call): void {
+    const key = call.view.conference
+    if (key === null) return
+    let conference = this.#conferences.get(key)
+    if (conference === undefined) {
+      conference = { mixer: new Mixer(), members: new Set() }
+      this.#conferences.set(key, conference)
+      // The first call (a plain call until now) joins its own conference.
+      const first = this.#calls.get(key)
+      if (first !== undefined && first !== call) {
+        first.view.conference = key
+        this.#mix(first, conference.mixer)
+        conference.members.add(first.view.id)
+      }
+    }
+    this.#mix(call, conference.mixer)
+    conference.members.add(call.view.id)
+    for (const id of conference.members) {
+      const member = this.#calls.get(id)
+      if (member !== undefined) this.#emit('call.state', member)
+    }
+  }
+
+  #mix(call: Call, mixer: Mixer): void {
+    const media = call.media
+    if (media === undefined) return
+    const id = call.view.id
+    mixer.add(id)
+    media.player.pull = (frame) => mixer.pull(id, frame)
+    void media
+      .remoteAudio()
+      .then((recorder) => {
+        recorder.onSamples = (chunk) => mixer.push(id, chunk)
+      })
+      .catch(() => {})
+  }
+
+  #leaveConference(call: Call): void {
+    const key = call.view.conference
+    const conference = key === null ? undefined : this.#conferences.get(key)
+    if (key === null || conference === undefined) return
+    conference.mixer.remove(call.view.id)
+    conference.members.delete(call.view.id)
+    if (conference.members.size === 0) this.#conferences.delete(key)
   }
 
   /** Resolves with the call's view once it has ended. */
@@ -185,8 +265,10 @@ export class CallService {
     const me = this.#me()
     if (to.toLowerCase() === me.toLowerCase()) throw new ParleyError('INVALID_REQUEST', 'you cannot call yourself')
     if (this.#c.chat.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked: unblock them to call them`)
-    this.#checkFree()
+    if (options.conference === undefined) this.#checkFree()
+    else this.#checkConference(options.conference)
     const call = this.#newCall(newCallId(), 'outgoing', to, options)
+    if (options.conference !== undefined) call.view.conference = this.#conferenceOf(options.conference)
     call.view.state = 'calling'
     this.#emit('call.outgoing', call)
     const media = await this.#media(call)
@@ -590,6 +672,7 @@ export class CallService {
     stats.unref?.()
     call.timers.push(stats as unknown as ReturnType<typeof setTimeout>)
     this.#emit('call.state', call)
+    this.#joinConference(call)
     if (call.options.seconds !== undefined) {
       call.timers.push(
         setTimeout(() => {
@@ -634,6 +717,7 @@ export class CallService {
         path: null,
         held: false,
         muted: false,
+        conference: null,
         remoteHeld: false,
         remoteMuted: false,
         quality: null
@@ -678,6 +762,7 @@ export class CallService {
       }
       call.media.close()
     }
+    this.#leaveConference(call)
     this.#calls.delete(call.view.id)
     this.#c.store.add({
       id: call.view.id,
@@ -762,6 +847,7 @@ function viewOfRecord(r: CallRecord): CallView {
     path: r.path,
     held: false,
     muted: false,
+    conference: null,
     remoteHeld: false,
     remoteMuted: false,
     quality: null
