@@ -4,23 +4,26 @@
 // login server and a seed supernode, a daemon with a public address, and two
 // NAT routers (iptables MASQUERADE: one keeps a mapping per source port, the
 // other maps each destination to a new random port, as a symmetric NAT does),
-// each with one daemon behind it. Traffic goes nowhere else.
+// each with one daemon behind it, and a third NAT router (symmetric too) with a
+// daemon for calls. A coturn runs beside the seed supernode, which hands out
+// credentials for it. Traffic goes nowhere else.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { parley, type RunningRole, startRole } from '@parley/testing'
+import { compareAudio, readWavForCall } from '@parley/calls'
+import { parley, type RunningCoturn, type RunningRole, speechFile, startCoturn, startRole } from '@parley/testing'
 
 const run = promisify(execFile)
 const PASSWORD = 'netns test password 9'
 const PUBLIC = '10.99.0.0/16'
 const prefix = `pl${randomBytes(2).toString('hex')}`
 const ns = (name: string): string => `${prefix}-${name}`
-const NAMESPACES = ['net', 'seed', 'open', 'nat1', 'a', 'nat2', 'b'].map(ns)
+const NAMESPACES = ['net', 'seed', 'open', 'nat1', 'a', 'nat2', 'b', 'nat3', 'c'].map(ns)
 
 async function sh(...argv: string[]): Promise<void> {
   await run(argv[0] as string, argv.slice(1))
@@ -73,6 +76,7 @@ async function build(): Promise<void> {
   }
   await nat(ns('nat1'), ns('a'), '10.99.0.21', 1, false)
   await nat(ns('nat2'), ns('b'), '10.99.0.22', 2, true)
+  await nat(ns('nat3'), ns('c'), '10.99.0.23', 3, true)
 }
 
 async function teardown(): Promise<void> {
@@ -125,7 +129,8 @@ async function until<T>(what: string, probe: () => Promise<T>, ok: (value: T) =>
 }
 
 describe('real NAT in network namespaces: determination, relays, promotion, direct upgrade', { skip }, () => {
-  const users = { seed: 'seed_super', open: 'open_daemon', a: 'alice_nat', b: 'bob_symnat' } as const
+  const users = { seed: 'seed_super', open: 'open_daemon', a: 'alice_nat', b: 'bob_symnat', c: 'carol_symnat' } as const
+  let coturn: RunningCoturn | undefined
   const data = (host: string): string => join(dir, host)
 
   before(async () => {
@@ -139,6 +144,10 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
       await cli(host, ['account', 'register', name, '--data', data(host), '--network', net0, '--password-stdin'], PASSWORD)
       await cli(host, ['login', name, '--data', data(host), '--password-stdin'], PASSWORD)
     }
+    // TURN beside the seed supernode: coturn in its namespace, the same secret in a file only its owner reads.
+    const secret = randomBytes(24).toString('base64url')
+    coturn = await startCoturn({ secret, netns: ns('seed'), listeningIp: '10.99.0.10', port: 3478 })
+    await writeFile(join(dir, 'turn-secret'), `${secret}\n`, { mode: 0o600 })
     const seed = await role('seed', [
       'supernode',
       '--data',
@@ -148,7 +157,11 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
       '--listen',
       '/ip4/10.99.0.10/tcp/4001',
       '--public-ranges',
-      PUBLIC
+      PUBLIC,
+      '--turn',
+      'turn:10.99.0.10:3478',
+      '--turn-secret',
+      join(dir, 'turn-secret')
     ])
     const net = join(dir, 'net.json')
     const seedAddr = (seed.ready.addrs as string[])[0] as string
@@ -156,7 +169,8 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
     for (const [host, ip] of [
       ['open', '10.99.0.11'],
       ['a', '192.168.1.2'],
-      ['b', '192.168.2.2']
+      ['b', '192.168.2.2'],
+      ['c', '192.168.3.2']
     ] as const) {
       await role(host, [
         'daemon',
@@ -169,12 +183,15 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
         '--public-ranges',
         PUBLIC,
         '--promote-after',
-        '1'
+        '1',
+        // The two behind symmetric NATs send call media only through TURN (see the calls test below).
+        ...(host === 'b' || host === 'c' ? ['--relay-media'] : [])
       ])
     }
   })
   after(async () => {
     for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await coturn?.stop()
     await teardown()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
@@ -251,5 +268,64 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
     process.stderr.write(
       `${JSON.stringify({ nat: 'direct-upgrade', outcomes, directOfRelayed: `${relayedFirst.filter((o) => o.path === 'direct').length}/${relayedFirst.length}`, direct })}\n`
     )
+  })
+
+  /** `caller` calls `callee` from the command line, playing speech; what the callee recorded, and both outcomes. */
+  async function callBetween(caller: 'a' | 'b' | 'c' | 'open', callee: 'a' | 'b' | 'c' | 'open', tag: string) {
+    const speech = join(dir, 'speech.wav')
+    const spoken = readWavForCall(await readFile(speech))
+    const seconds = Math.ceil(spoken.length / 48_000) + 2
+    const heard = join(dir, `heard-${tag}.wav`)
+    const answering = parley(['answer', '--from', users[caller], '--record', heard, '--timeout', '40', '--json', '--data', data(callee)], {
+      netns: ns(callee)
+    })
+    await new Promise((r) => setTimeout(r, 500))
+    const called = await cli(caller, ['call', users[callee], '--play', speech, '--seconds', String(seconds), '--data', data(caller)])
+    const answered = await answering
+    assert.equal(answered.code, 0, answered.stderr)
+    const recording = readWavForCall(await readFile(heard))
+    return { called, answered: JSON.parse(answered.stdout) as Record<string, unknown>, spoken, recording }
+  }
+
+  it('calls between two symmetric NATs go through TURN, and the speech arrives', async () => {
+    await speechFile(join(dir, 'speech.wav'))
+    // Both see the supernodes (the TURN credentials come from the seed).
+    for (const host of ['b', 'c'] as const)
+      await until(
+        `${host} has its supernodes`,
+        () => netOf(host),
+        (n) => (n.supernodes as unknown[]).length >= 1 && n.reachability === 'nat'
+      )
+    const { called, answered, spoken, recording } = await callBetween('c', 'b', 'symmetric')
+    assert.equal(called.state, 'completed')
+    // Through TURN on both sides. (With ICE free to choose, libwebrtc here settles on a pair where one side reaches
+    // the other's relay from its own NAT mapping, relay/prflx, and that pair carries only the first second of audio:
+    // a known problem, under investigation; the two daemons run with --relay-media meanwhile.)
+    assert.equal(called.path, 'relay/relay', `the path: ${called.path}`)
+    assert.equal(answered.path, 'relay/relay', `the path: ${answered.path}`)
+    const comparison = compareAudio(spoken, recording)
+    assert.ok(comparison.pass, `through TURN: ${JSON.stringify(comparison)}`)
+    process.stderr.write(`${JSON.stringify({ call: 'symmetric-to-symmetric', path: called.path, setupMs: called.setupMs, comparison })}\n`)
+  })
+
+  it('a call through a friendlier NAT goes direct; with 10% packet loss on the way, the speech still gets through', async () => {
+    const clean = await callBetween('a', 'open', 'cone')
+    assert.equal(clean.called.state, 'completed')
+    assert.ok(!String(clean.called.path).includes('relay'), `direct: ${clean.called.path}`)
+    assert.ok(compareAudio(clean.spoken, clean.recording).pass)
+    // Random loss of 10% of the UDP packets through a's router, both ways (iptables' statistic match).
+    const rule = ['FORWARD', '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', '0.1', '-j', 'DROP']
+    await sh('ip', 'netns', 'exec', ns('nat1'), 'iptables', '-I', ...rule)
+    try {
+      const lossy = await callBetween('a', 'open', 'lossy')
+      assert.equal(lossy.called.state, 'completed')
+      const comparison = compareAudio(lossy.spoken, lossy.recording, { threshold: 0.6 })
+      assert.ok(comparison.pass, `with 10% loss: ${JSON.stringify(comparison)}`)
+      // The same looser check fails for silence: it still means something.
+      assert.equal(compareAudio(lossy.spoken, new Int16Array(lossy.recording.length), { threshold: 0.6 }).pass, false)
+      process.stderr.write(`${JSON.stringify({ call: 'cone-to-public', loss: 0.1, path: lossy.called.path, comparison })}\n`)
+    } finally {
+      await sh('ip', 'netns', 'exec', ns('nat1'), 'iptables', '-D', ...rule)
+    }
   })
 })
