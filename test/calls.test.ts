@@ -110,6 +110,22 @@ describe('two users call each other from the command line', () => {
     assert.equal(unknown.code, 1)
     assert.match(unknown.stderr, /did not connect: no device of theirs could be reached/)
   })
+
+  it('alice leaves bob a voicemail; bob lists it and saves it, and it is alice’s speech', async () => {
+    const left = await cli('alice', ['voicemail', 'leave', 'bob_tel', '--play', join(dir, 'speech.wav')])
+    assert.ok(left.state === 'delivered' || left.state === 'stored', String(left.state))
+    const listed = await until(
+      'bob has it whole',
+      () => cli('bob', ['voicemail', 'list']),
+      (r) => (r.voicemail as Array<{ complete: boolean }>)[0]?.complete === true
+    )
+    const [entry] = listed.voicemail as Array<{ call: string; from: string }>
+    assert.equal(entry?.from, 'alice_tel')
+    await cli('bob', ['voicemail', 'get', entry?.call as string, '--out', join(dir, 'voicemail.wav')])
+    const spoken = readWavForCall(await readFile(join(dir, 'speech.wav')))
+    const comparison = compareAudio(spoken, readWavForCall(await readFile(join(dir, 'voicemail.wav'))))
+    assert.ok(comparison.pass, JSON.stringify(comparison))
+  })
 })
 
 async function fetchHistory(profile: string): Promise<Array<{ outcome: string; direction: string }>> {

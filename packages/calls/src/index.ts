@@ -1,3 +1,4 @@
+export * from './adpcm.ts'
 export * from './audio.ts'
 export * from './compare.ts'
 export * from './emodel.ts'
@@ -6,6 +7,7 @@ export * from './peer.ts'
 export * from './quality.ts'
 export * from './resample.ts'
 export * from './turn.ts'
+export * from './voicemail.ts'
 export * from './wav.ts'
 export {
   type AudioSink,

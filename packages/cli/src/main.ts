@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { accountRegister, login, logout, renew, search, whoami } from './commands/account.ts'
-import { answerCommand, callCommand } from './commands/calls.ts'
+import { answerCommand, callCommand, voicemailCommand } from './commands/calls.ts'
 import { contactsCommand, groupCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
@@ -34,6 +34,7 @@ export const COMMANDS: Command[] = [
   groupCommand,
   callCommand,
   answerCommand,
+  voicemailCommand,
   ...notBuilt
 ]
 

@@ -3,7 +3,7 @@ import { isPlainObject } from './canonical-json.ts'
 import { MessagingError } from './errors.ts'
 import { isDirectConversation, isGroupConversation, isMessageId } from './ids.ts'
 
-export const KINDS = ['text', 'edit', 'delete', 'receipt', 'typing', 'contact', 'group', 'sync'] as const
+export const KINDS = ['text', 'edit', 'delete', 'receipt', 'typing', 'contact', 'group', 'sync', 'voicemail'] as const
 export type Kind = (typeof KINDS)[number]
 
 export function isKind(value: unknown): value is Kind {
@@ -67,6 +67,23 @@ export interface SyncBody {
   [field: string]: unknown
 }
 
+/**
+ * One part of a voicemail left after a call that was not answered: `parts`
+ * envelopes with the same `call` make it whole. `data` is base64url of
+ * `codec` audio (`ima-adpcm`, see @parley/calls) at `rate` Hz, `samples`
+ * samples in this part; `seconds` is the whole message's length.
+ */
+export interface VoicemailBody {
+  call: string
+  part: number
+  parts: number
+  codec: 'ima-adpcm'
+  rate: number
+  samples: number
+  seconds: number
+  data: string
+}
+
 export interface BodyOf {
   text: TextBody
   edit: EditBody
@@ -76,6 +93,7 @@ export interface BodyOf {
   contact: ContactBody
   group: GroupBody
   sync: SyncBody
+  voicemail: VoicemailBody
 }
 
 const CONTACT_ACTIONS: readonly string[] = ['request', 'accept', 'decline', 'remove'] satisfies ContactAction[]
@@ -223,6 +241,23 @@ export function checkBody(kind: Kind, body: unknown, conv: string, selfConversat
           bad('a synced contact is { name, state }')
         }
       }
+      return
+    }
+    case 'voicemail': {
+      if (!isDirectConversation(conv)) bad('a voicemail belongs in a 1:1 conversation')
+      const { call, part, parts, codec, rate, samples, seconds, data } = body
+      if (typeof call !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(call)) bad('call is the id of the call')
+      if (!Number.isSafeInteger(parts) || (parts as number) < 1 || (parts as number) > limits.voicemailMaxParts)
+        bad(`parts is 1 to ${limits.voicemailMaxParts}`)
+      if (!Number.isSafeInteger(part) || (part as number) < 0 || (part as number) >= (parts as number)) bad('part is 0 to parts - 1')
+      if (codec !== 'ima-adpcm') bad('codec is ima-adpcm')
+      if (rate !== 8000 && rate !== 16000) bad('rate is 8000 or 16000')
+      if (typeof seconds !== 'number' || !(seconds > 0) || seconds > LIMITS.calls.audio.maxDurationMs / 1000)
+        bad('seconds is the length, up to 3 minutes')
+      if (typeof data !== 'string' || !/^[A-Za-z0-9_-]*$/.test(data) || (data.length * 3) / 4 > limits.voicemailPartBytes)
+        bad(`data is base64url of at most ${limits.voicemailPartBytes} bytes`)
+      if (!Number.isSafeInteger(samples) || (samples as number) < 0 || (samples as number) > ((data as string).length * 3) / 2)
+        bad('samples does not fit the data')
       return
     }
     default:

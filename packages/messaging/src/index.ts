@@ -15,7 +15,8 @@ export {
   type SyncContact,
   type TextBody,
   type TypingBody,
-  utf8Length
+  utf8Length,
+  type VoicemailBody
 } from './bodies.ts'
 export { canonicalJson } from './canonical-json.ts'
 export * from './conversation.ts'

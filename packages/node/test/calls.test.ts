@@ -46,11 +46,18 @@ let seed: ParleyNode
 
 async function startPeer(
   name: string,
-  options: { noAnswerMs?: number; iceTransportPolicy?: () => 'all' | 'relay'; echoRecordMs?: number } = {}
+  options: {
+    noAnswerMs?: number
+    iceTransportPolicy?: () => 'all' | 'relay'
+    echoRecordMs?: number
+    /** The same device and chat database again (a restart). */
+    device?: KeyPair
+    chatStore?: ChatStore
+  } = {}
 ): Promise<Peer> {
-  const { echoRecordMs, ...callOptions } = options
+  const { echoRecordMs, device: given, chatStore, ...callOptions } = options
   let echo: EchoService | undefined
-  const device = generateKeyPair()
+  const device = given ?? generateKeyPair()
   const credential = network.credentialFor(device, name)
   const node = await ParleyNode.create({
     role: 'client',
@@ -67,7 +74,7 @@ async function startPeer(
     events.push({ type, data: data as Record<string, unknown> })
     echo?.onEvent(type, data)
   }
-  const chat = new ChatService({ node, store: new ChatStore(':memory:'), device, me: () => name, emit })
+  const chat = new ChatService({ node, store: chatStore ?? new ChatStore(':memory:'), device, me: () => name, emit })
   const calls = new CallService({
     node,
     chat,
@@ -531,5 +538,48 @@ describe('a conference hosted by one participant, who mixes', () => {
     assert.equal(hears(heard(bea, first), sentences.bea), false, 'bea does not hear herself')
     // The ones added later hear the conference too.
     assert.ok(hears(heard(eve, fourth), sentences.dan), 'eve hears dan')
+  })
+})
+
+describe('voicemail', () => {
+  it('no answer: a missed call; then a voicemail sealed into the mailboxes, fetched when the callee is back, and gone from the supernode', async () => {
+    const pat = await startPeer('pat_call', { noAnswerMs: 1_000 })
+    const quinnDevice = generateKeyPair()
+    const quinnStore = new ChatStore(':memory:')
+    let quinn = await startPeer('quinn_call', { device: quinnDevice, chatStore: quinnStore })
+    await befriend(pat, quinn)
+    const placed = await pat.calls.call('quinn_call')
+    assert.equal((await pat.calls.ended(placed.id)).outcome, 'no-answer')
+    await until('quinn has a missed call', () => quinn.calls.history()[0]?.outcome === 'missed')
+    // Quinn is gone now: the voicemail waits in the mailboxes, sealed to quinn's device.
+    await quinn.stop()
+    peers.splice(peers.indexOf(quinn), 1)
+    const words = await speech()
+    const left = await pat.calls.leaveVoicemail('quinn_call', words, placed.id)
+    assert.equal(left.state, 'stored')
+    assert.ok(left.parts >= 1)
+    assert.ok((seed.mailbox.store?.size ?? 0) >= left.parts, 'the parts are on the supernode')
+    quinn = await startPeer('quinn_call', { device: quinnDevice, chatStore: quinnStore })
+    await quinn.chat.collect()
+    await until('the voicemail is whole', () => quinn.calls.voicemails()[0]?.complete === true, 10_000)
+    const [listed] = quinn.calls.voicemails()
+    assert.equal(listed?.from, 'pat_call')
+    assert.equal(listed?.call, placed.id)
+    assert.ok(quinn.events.some((e) => e.type === 'voicemail.received'))
+    const audio = quinn.calls.voicemailAudio(placed.id) as Int16Array
+    const comparison = compareAudio(words, audio)
+    assert.ok(comparison.pass, `the voicemail is the speech: ${JSON.stringify(comparison)}`)
+    await until('the supernode holds nothing for quinn any more', () => (seed.mailbox.store?.size ?? 0) === 0, 10_000)
+  })
+
+  it('a blocked caller cannot leave one: its parts never reach storage', async () => {
+    const rex = await startPeer('rex_call')
+    const sue = await startPeer('sue_call')
+    await befriend(rex, sue)
+    sue.chat.block('rex_call')
+    const words = await speech()
+    await rex.calls.leaveVoicemail('sue_call', words.subarray(0, 48_000))
+    await new Promise((r) => setTimeout(r, 300))
+    assert.deepEqual(sue.calls.voicemails(), [])
   })
 })

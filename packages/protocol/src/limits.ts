@@ -318,6 +318,14 @@ export const LIMITS = {
     contactMessageMaxBytes: 1024,
     /** Entries in one list of a device-to-own-device sync (contacts). */
     syncMaxItems: 2048,
+    /**
+     * Voicemail travels as envelopes of kind `voicemail`, one part each: at
+     * most this much audio data per part (base64url in the body, within the
+     * envelope's limit), and this many parts: 3 minutes of 16 kHz IMA ADPCM
+     * (1.44 MB) fit.
+     */
+    voicemailPartBytes: 96 * 1024,
+    voicemailMaxParts: 16,
     /** Nesting of arrays and objects inside a body (the body itself is depth 1). */
     bodyMaxDepth: 8,
     /**

@@ -1,8 +1,9 @@
+import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { LIMITS, ParleyError } from '@parley/protocol'
 import { type Command, type CommandContext, stringFlag } from '../context.ts'
 import { UsageError } from '../output.ts'
-import { callDaemon } from './node.ts'
+import { callDaemon, fetchDaemonBytes } from './node.ts'
 
 interface CallView {
   id: string
@@ -111,5 +112,58 @@ export const answerCommand: Command = {
       { id: end.id, state: end.outcome, from: end.peer, seconds: end.seconds, path: end.path },
       `answered ${end.peer}: ${end.seconds.toFixed(1)} s${end.path === null ? '' : `, ${end.path}`}`
     )
+  }
+}
+
+interface VoicemailView {
+  call: string
+  from: string
+  at: number
+  seconds: number
+  complete: boolean
+}
+
+const VOICEMAIL_USAGE = 'parley voicemail list | leave NAME --play IN.wav | get ID --out OUT.wav'
+
+export const voicemailCommand: Command = {
+  path: ['voicemail'],
+  usage: VOICEMAIL_USAGE,
+  summary: 'voicemail: leave one (up to 3 minutes), list those left for you, save one as a WAV file',
+  options: { play: { type: 'string' }, out: { type: 'string' } },
+  positionals: [1, 2],
+  async run(ctx) {
+    const [action, which] = ctx.positionals as [string, string | undefined]
+    if (action === 'list' && which === undefined) {
+      const { voicemail } = (await callDaemon(ctx, '/v1/voicemail')) as { voicemail: VoicemailView[] }
+      ctx.out.result(
+        { voicemail },
+        voicemail.length === 0
+          ? 'no voicemail'
+          : voicemail
+              .map(
+                (v) =>
+                  `${new Date(v.at).toISOString().slice(0, 16).replace('T', ' ')}  ${v.from}  ${v.seconds.toFixed(1)} s  ${v.call}${v.complete ? '' : '  (still arriving)'}`
+              )
+              .join('\n')
+      )
+    } else if (action === 'leave' && which !== undefined) {
+      const play = stringFlag(ctx, 'play')
+      if (play === undefined) throw new UsageError(`usage: ${VOICEMAIL_USAGE}`)
+      const { voicemail } = (await callDaemon(ctx, '/v1/voicemail', { method: 'POST', body: { to: which, play: resolve(play) } })) as {
+        voicemail: { call: string; state: string }
+      }
+      ctx.out.result(
+        voicemail,
+        `voicemail for ${which}: ${voicemail.state === 'stored' ? `stored for ${which} (fetched when they come online)` : voicemail.state}`
+      )
+    } else if (action === 'get' && which !== undefined) {
+      const out = stringFlag(ctx, 'out')
+      if (out === undefined) throw new UsageError(`usage: ${VOICEMAIL_USAGE}`)
+      const bytes = await fetchDaemonBytes(ctx, `/v1/voicemail/${encodeURIComponent(which)}`)
+      await writeFile(resolve(out), bytes)
+      ctx.out.result({ call: which, out: resolve(out), bytes: bytes.length }, `saved to ${resolve(out)}`)
+    } else {
+      throw new UsageError(`usage: ${VOICEMAIL_USAGE}`)
+    }
   }
 }

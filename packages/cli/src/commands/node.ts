@@ -121,6 +121,26 @@ export async function callDaemon(
   return body
 }
 
+/** GETs bytes (a WAV file) from the profile's running daemon. */
+export async function fetchDaemonBytes(ctx: CommandContext, path: string): Promise<Uint8Array> {
+  const dir = profileDir(ctx)
+  const file = await readSecretFile(join(dir, 'api.json'))
+  if (file === undefined) throw new ParleyError('NO_DAEMON', `no daemon runs for ${dir}: start one with "parley daemon --data ${dir}"`)
+  const { url, token } = JSON.parse(file.toString('utf8')) as { url: string; token: string }
+  const response = await fetch(`${url}${path}`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(30_000)
+  }).catch(() => {
+    throw new ParleyError('NO_DAEMON', `the daemon of ${dir} does not answer at ${url}: is it running?`)
+  })
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }
+    const code = body.error?.code
+    throw new ParleyError(isErrorCode(code) ? code : 'INTERNAL', body.error?.message ?? `the daemon answered ${response.status}`)
+  }
+  return new Uint8Array(await response.arrayBuffer())
+}
+
 export const whoisCommand: Command = {
   path: ['whois'],
   usage: 'parley whois NAME',

@@ -153,6 +153,36 @@ export function callRoutes(calls: CallService): (app: FastifyInstance) => void {
     app.post('/v1/calls/:id/hangup', { schema: { params: idParam } }, async (request) => ({
       call: await calls.hangUp((request.params as { id: string }).id)
     }))
+    // Voicemail: left after a call that did not connect (or for someone offline), listed and played by the callee.
+    app.post(
+      '/v1/voicemail',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            required: ['to', 'play'],
+            additionalProperties: false,
+            properties: {
+              to: { type: 'string', minLength: LIMITS.name.minLength, maxLength: LIMITS.name.maxLength },
+              call: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' },
+              play: media.play
+            }
+          }
+        }
+      },
+      async (request) => {
+        const body = request.body as { to: string; call?: string; play: string }
+        if (!isValidName(body.to)) throw new ParleyError('INVALID_NAME', `${body.to} is not a user name`)
+        const options = await mediaOptions({ play: body.play })
+        return { voicemail: await calls.leaveVoicemail(body.to, options.play as Int16Array, body.call) }
+      }
+    )
+    app.get('/v1/voicemail', async () => ({ voicemail: calls.voicemails() }))
+    app.get('/v1/voicemail/:id', { schema: { params: idParam } }, async (request, reply) => {
+      const audio = calls.voicemailAudio((request.params as { id: string }).id)
+      if (audio === undefined) throw new ParleyError('NOT_FOUND', 'no such voicemail here (or not all of it yet)')
+      return reply.type('audio/wav').send(Buffer.from(writeWav({ samples: audio, sampleRate: LIMITS.calls.audio.sampleRate, channels: 1 })))
+    })
     app.put(
       '/v1/calls/:id/mute',
       {

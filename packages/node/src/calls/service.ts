@@ -1,9 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { AudioPeer, type CallQuality, type IceServer, QualityMonitor, remoteFingerprint } from '@parley/calls'
+import {
+  AudioPeer,
+  type CallQuality,
+  CallsError,
+  decodeVoicemail,
+  encodeVoicemail,
+  type IceServer,
+  QualityMonitor,
+  remoteFingerprint
+} from '@parley/calls'
+import type { VoicemailBody } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
-import type { ChatService } from '../chat/service.ts'
+import type { ChatService, VoicemailView } from '../chat/service.ts'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
 import { SignalChannel } from './channel.ts'
@@ -247,6 +257,58 @@ export class CallService {
     conference.mixer.remove(call.view.id)
     conference.members.delete(call.view.id)
     if (conference.members.size === 0) this.#conferences.delete(key)
+  }
+
+  /**
+   * Leaves a voicemail (up to 3 minutes of 48 kHz mono audio) for a user:
+   * 16 kHz IMA ADPCM in parts, each sent like a chat envelope (signed, sealed
+   * to each of their devices and kept in their mailboxes while they are away).
+   * `call` names the call it follows (a fresh id when there was none).
+   */
+  async leaveVoicemail(
+    to: string,
+    samples: Int16Array,
+    call: string = newCallId()
+  ): Promise<{ call: string; parts: number; state: string }> {
+    let encoded: ReturnType<typeof encodeVoicemail>
+    try {
+      encoded = encodeVoicemail(samples)
+    } catch (err) {
+      throw new ParleyError(
+        err instanceof CallsError && err.code === 'TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'INVALID_REQUEST',
+        (err as Error).message
+      )
+    }
+    const parts: VoicemailBody[] = encoded.parts.map((p, i) => ({
+      call,
+      part: i,
+      parts: encoded.parts.length,
+      codec: 'ima-adpcm',
+      rate: encoded.rate,
+      samples: p.samples,
+      seconds: Math.round(encoded.seconds * 100) / 100,
+      data: Buffer.from(p.data).toString('base64url')
+    }))
+    const sent = await this.#c.chat.sendVoicemail(to, parts)
+    const states = new Set(sent.map((s) => s.state))
+    const state = states.has('refused') ? 'refused' : states.has('pending') ? 'pending' : states.has('stored') ? 'stored' : 'delivered'
+    this.#c.emit('voicemail.sent', { call, to, parts: parts.length, state })
+    return { call, parts: parts.length, state }
+  }
+
+  /** The voicemails left for this user, newest first. */
+  voicemails(): VoicemailView[] {
+    return this.#c.chat.voicemails()
+  }
+
+  /** A voicemail left for this user, as 48 kHz mono audio; undefined until all its parts are here. */
+  voicemailAudio(call: string): Int16Array | undefined {
+    const parts = this.#c.chat.voicemailParts(call)
+    if (parts === undefined) return undefined
+    return decodeVoicemail(
+      parts.map((p) => ({ samples: p.samples, data: new Uint8Array(Buffer.from(p.data, 'base64url')) })),
+      parts[0]?.rate
+    )
   }
 
   /** Resolves with the call's view once it has ended. */

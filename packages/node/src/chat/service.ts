@@ -18,7 +18,8 @@ import {
   open,
   publicKeyOfPeerId,
   seal,
-  signEnvelope
+  signEnvelope,
+  type VoicemailBody
 } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
 import { TokenBuckets } from '../mailbox/rate.ts'
@@ -80,6 +81,17 @@ export interface GroupView {
   topic: string
   creator: string
   members: string[]
+}
+
+export interface VoicemailView {
+  /** The call it was left after. */
+  call: string
+  from: string
+  at: number
+  seconds: number
+  parts: number
+  received: number
+  complete: boolean
 }
 
 export interface SendResult {
@@ -250,6 +262,75 @@ export class ChatService {
     return await this.#send(to, 'delete', { target })
   }
 
+  // Voicemail: a message of audio left when a call was not answered, in parts (envelopes of kind voicemail).
+
+  /** Sends the parts of a voicemail to a user's devices (stored in their mailboxes while they are offline). */
+  async sendVoicemail(to: string, parts: VoicemailBody[]): Promise<SendResult[]> {
+    if (this.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked: unblock them to leave them a message`)
+    const sent: SendResult[] = []
+    for (const part of parts) {
+      const id = await this.#send(to, 'voicemail', { ...part }, { toSelf: false })
+      sent.push({ id, state: this.#outcomes.get(id) ?? 'pending' })
+    }
+    return sent
+  }
+
+  /** What became of envelopes sent lately that are not chat lines (a chat line keeps its state in the history). */
+  readonly #outcomes = new Map<string, MessageState>()
+
+  #noteOutcome(id: string, state: MessageState | undefined): void {
+    if (state === undefined) return
+    const before = this.#outcomes.get(id)
+    if (before === 'delivered' || before === 'refused') return
+    this.#outcomes.set(id, state)
+    if (this.#outcomes.size > 1_000) this.#outcomes.delete(this.#outcomes.keys().next().value as string)
+  }
+
+  /** The voicemails left for this user, newest first (`complete` once every part is here). */
+  voicemails(): VoicemailView[] {
+    const me = this.#c.me()
+    const byCall = new Map<string, VoicemailView>()
+    for (const raw of this.#c.store.envelopesByKind('voicemail', LIMITS.messaging.voicemailMaxParts * LIMITS.calls.historyMax)) {
+      const e = decodeEnvelope(raw)
+      if (e.from === me) continue
+      const body = e.body as unknown as VoicemailBody
+      const key = `${e.from}/${body.call}`
+      const view = byCall.get(key) ?? {
+        call: body.call,
+        from: e.from,
+        at: e.sentAt,
+        seconds: body.seconds,
+        parts: body.parts,
+        received: 0,
+        complete: false
+      }
+      view.received++
+      view.complete = view.received >= view.parts
+      view.at = Math.min(view.at, e.sentAt)
+      byCall.set(key, view)
+    }
+    return [...byCall.values()].sort((a, b) => b.at - a.at)
+  }
+
+  /** The parts of one voicemail, in order; undefined until all of them are here. */
+  voicemailParts(call: string): VoicemailBody[] | undefined {
+    const me = this.#c.me()
+    const parts = this.#c.store
+      .envelopesByKind('voicemail', LIMITS.messaging.voicemailMaxParts * LIMITS.calls.historyMax)
+      .map((raw) => decodeEnvelope(raw))
+      .filter((e) => e.from !== me && e.body.call === call)
+      .map((e) => e.body as unknown as VoicemailBody)
+    const total = parts[0]?.parts
+    if (total === undefined) return undefined
+    const ordered: VoicemailBody[] = []
+    for (let i = 0; i < total; i++) {
+      const part = parts.find((p) => p.part === i)
+      if (part === undefined) return undefined
+      ordered.push(part)
+    }
+    return ordered
+  }
+
   /** Tells the other user's devices (and this user's) that these of their lines were read. */
   async markRead(name: string, ids: string[]): Promise<number> {
     const me = this.#me()
@@ -329,6 +410,17 @@ export class ChatService {
           for (const e of entries) {
             const refusal = refused.get(e.envelopeId)
             const own = e.recipient === me
+            if (!own)
+              this.#noteOutcome(
+                e.envelopeId,
+                refusal !== undefined
+                  ? 'refused'
+                  : delivered.has(e.envelopeId)
+                    ? 'delivered'
+                    : stored.has(e.envelopeId)
+                      ? 'stored'
+                      : undefined
+              )
             if (refusal !== undefined) {
               // Refused for good (privacy, not for this user): no retry; the sender sees why.
               this.#c.store.settle(e.envelopeId, device, 'delivered', 0)
@@ -801,6 +893,14 @@ export class ChatService {
           this.#c.store.setContact(other, 'removed', null, version)
         }
         this.#c.emit('contacts.changed', this.#c.store.contact(other) ?? { name: other })
+        return
+      }
+      case 'voicemail': {
+        // A part of a voicemail; once all parts are here, it is announced whole.
+        if (other === undefined) return
+        const call = String(envelope.body.call)
+        const view = this.voicemails().find((v) => v.call === call)
+        if (view?.complete === true) this.#c.emit('voicemail.received', view)
         return
       }
       case 'group':

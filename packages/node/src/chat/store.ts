@@ -234,6 +234,14 @@ export class ChatStore {
     return rows.map((r) => r.raw)
   }
 
+  /** The raw envelopes of one kind in every conversation, oldest first, at most `limit`. */
+  envelopesByKind(kind: string, limit: number): Uint8Array[] {
+    const rows = this.#db.prepare('SELECT raw FROM envelopes WHERE kind = ? ORDER BY lamport, id LIMIT ?').all(kind, limit) as Array<{
+      raw: Uint8Array
+    }>
+    return rows.map((r) => r.raw)
+  }
+
   /** The newest `limit` envelopes after a Lamport time, oldest first (typing is never kept). */
   envelopesSince(lamport: number, limit: number): Uint8Array[] {
     const rows = this.#db
