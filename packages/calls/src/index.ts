@@ -7,6 +7,7 @@ export * from './peer.ts'
 export * from './quality.ts'
 export * from './resample.ts'
 export * from './turn.ts'
+export * from './video.ts'
 export * from './voicemail.ts'
 export * from './wav.ts'
 export {
@@ -17,6 +18,8 @@ export {
   createAudioSink,
   createAudioSource,
   createPeerConnection,
+  createVideoSink,
+  createVideoSource,
   type IceCandidate,
   type IceCandidateInit,
   type IceCandidateType,
@@ -25,7 +28,11 @@ export {
   type PeerConnection,
   type PeerConnectionConfig,
   type PeerConnectionState,
+  type RtpSender,
   type SessionDescriptionInit,
   type Stats,
-  type StatsReport
+  type StatsReport,
+  type VideoFrame,
+  type VideoSink,
+  type VideoSource
 } from './wrtc.ts'

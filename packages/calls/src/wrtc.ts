@@ -94,6 +94,7 @@ export interface PeerConnection {
   addEventListener(type: 'connectionstatechange' | 'iceconnectionstatechange' | 'icegatheringstatechange', listener: () => void): void
   removeEventListener(type: 'connectionstatechange' | 'iceconnectionstatechange' | 'icegatheringstatechange', listener: () => void): void
   addTrack(track: MediaTrack): RtpSender
+  removeTrack(sender: RtpSender): void
   createOffer(): Promise<SessionDescriptionInit>
   createAnswer(): Promise<SessionDescriptionInit>
   setLocalDescription(description: SessionDescriptionInit): Promise<void>
@@ -135,11 +136,31 @@ export interface AudioSink {
   stop(): void
 }
 
+/** An I420 frame: `data` holds width·height luma bytes, then the two quarter-size chroma planes. */
+export interface VideoFrame {
+  width: number
+  height: number
+  data: Uint8ClampedArray
+}
+
+export interface VideoSource {
+  createTrack(): MediaTrack
+  onFrame(frame: VideoFrame): void
+}
+
+export interface VideoSink {
+  onframe: ((event: { frame: VideoFrame }) => void) | null
+  readonly stopped: boolean
+  stop(): void
+}
+
 interface Wrtc {
   RTCPeerConnection: new (config?: PeerConnectionConfig) => PeerConnection
   nonstandard: {
     RTCAudioSource: new () => AudioSource
     RTCAudioSink: new (track: MediaTrack) => AudioSink
+    RTCVideoSource: new (init?: { isScreencast?: boolean }) => VideoSource
+    RTCVideoSink: new (track: MediaTrack) => VideoSink
   }
 }
 
@@ -191,4 +212,16 @@ export function createAudioSource(): AudioSource {
 export function createAudioSink(track: MediaTrack): AudioSink {
   guardExit()
   return new wrtc.nonstandard.RTCAudioSink(track)
+}
+
+/** A source of local video (`nonstandard.RTCVideoSource`; `isScreencast` for a shared screen): push I420 frames. */
+export function createVideoSource(init: { isScreencast?: boolean } = {}): VideoSource {
+  guardExit()
+  return new wrtc.nonstandard.RTCVideoSource(init)
+}
+
+/** A sink on a video track (`nonstandard.RTCVideoSink`). Keep a reference while it is in use, and stop it. */
+export function createVideoSink(track: MediaTrack): VideoSink {
+  guardExit()
+  return new wrtc.nonstandard.RTCVideoSink(track)
 }

@@ -167,11 +167,51 @@ async function cpuPerCall(): Promise<{ cpuPercentOfOneCore: number; heldSeconds:
   return { cpuPercentOfOneCore: Math.round(((used.user + used.system) / 1000 / elapsed) * 1000) / 10, heldSeconds: HOLD_SECONDS }
 }
 
+/**
+ * End-to-end audio delay on loopback: in a connected call, a 100 ms tone burst handed to the caller's player
+ * (its queue empty), timed to the first chunk at the callee's recorder that is loud again; and the MOS the
+ * call's own statistics give (E-model), with no loss on the path.
+ */
+async function audioDelay(): Promise<{
+  delay: ReturnType<typeof summary>
+  mos: number | null
+  rttMs: number | null
+  jitterMs: number | null
+}> {
+  const ringing = callee.calls.nextIncoming({ signal: AbortSignal.timeout(10_000) })
+  const placed = await caller.calls.call(callee.name)
+  await callee.calls.answer((await ringing).id)
+  await until('connected', () => callee.calls.get(placed.id)?.state === 'active' && caller.calls.get(placed.id)?.state === 'active', 10_000)
+  const recorder = await callee.calls.recorderOf(placed.id)
+  const burst = TONE.subarray(0, 4_800)
+  const delays: number[] = []
+  for (let i = 0; i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 400))
+    let heardAt = 0
+    recorder.onSamples = (chunk) => {
+      let sum = 0
+      for (const v of chunk) sum += v * v
+      if (heardAt === 0 && Math.sqrt(sum / chunk.length) > 1_000) heardAt = performance.now()
+    }
+    const sentAt = performance.now()
+    await caller.calls.play(placed.id, burst)
+    await until('the burst is heard', () => heardAt !== 0, 5_000)
+    delays.push(heardAt - sentAt)
+    recorder.onSamples = undefined
+  }
+  const quality = callee.calls.get(placed.id)?.quality ?? null
+  await caller.calls.hangUp(placed.id)
+  await callee.calls.ended(placed.id)
+  return { delay: summary(delays), mos: quality?.mos ?? null, rttMs: quality?.rttMs ?? null, jitterMs: quality?.jitterMs ?? null }
+}
+
 const load = (): number[] => loadavg().map((n) => Number(n.toFixed(2)))
 const loadAtStart = load()
 progress('direct')
 const direct = await setupRuns('direct')
 const cpu = await cpuPerCall()
+progress('audio delay')
+const mouthToEar = await audioDelay()
 
 progress('through TURN')
 const secret = randomBytes(24).toString('base64url')
@@ -220,6 +260,11 @@ process.stdout.write(
       aim: { p50Ms: 50, p95Ms: 150, met: direct.setup.p50Ms <= 50 && direct.setup.p95Ms <= 150 }
     },
     cpuPerConnectedCall: { ...cpu, note: 'both ends of one call (caller and callee) in this process' },
+    audioDelay: {
+      ...mouthToEar.delay,
+      note: 'a 100 ms tone handed to the caller’s player (queue empty) → the first loud chunk at the callee’s recorder: Opus, RTP over loopback, the jitter buffer, the sink; the player’s 10 ms frame clock included'
+    },
+    mosNoLoss: { mos: mouthToEar.mos, rttMs: mouthToEar.rttMs, jitterMs: mouthToEar.jitterMs, aim: 4.0 },
     loadAverage: { atStart: loadAtStart, atEnd: load() }
   })}\n`
 )

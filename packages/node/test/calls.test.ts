@@ -583,3 +583,31 @@ describe('voicemail', () => {
     assert.deepEqual(sue.calls.voicemails(), [])
   })
 })
+
+describe('video and a shared screen, added and dropped during a call', () => {
+  it('renegotiates over the signalling: the other side receives camera and screen frames, then none', async () => {
+    const tia = await startPeer('tia_call')
+    const uma = await startPeer('uma_call')
+    const ringing = uma.calls.nextIncoming({ signal: AbortSignal.timeout(10_000) })
+    const placed = await tia.calls.call('uma_call')
+    await uma.calls.answer((await ringing).id)
+    await until('connected', () => tia.calls.get(placed.id)?.state === 'active' && uma.calls.get(placed.id)?.state === 'active', 10_000)
+    const seen = (): number => uma.calls.get(placed.id)?.videoFramesIn ?? 0
+    assert.equal(seen(), 0)
+    const camera = await tia.calls.video(placed.id, 'camera', true)
+    assert.deepEqual(camera.sending, ['camera'])
+    await until('uma sees the camera', () => seen() > 10 && uma.calls.get(placed.id)?.remoteVideo === true, 10_000)
+    await tia.calls.video(placed.id, 'screen', true)
+    assert.deepEqual(tia.calls.get(placed.id)?.sending, ['camera', 'screen'])
+    // Uma shares her screen too: renegotiation from the other side.
+    await uma.calls.video(placed.id, 'screen', true)
+    await until('tia sees uma’s screen', () => (tia.calls.get(placed.id)?.videoFramesIn ?? 0) > 10, 10_000)
+    for (const kind of ['camera', 'screen'] as const) await tia.calls.video(placed.id, kind, false)
+    await until('uma learns tia sends no video', () => uma.calls.get(placed.id)?.remoteVideo === false, 5_000)
+    const stopped = seen()
+    await new Promise((r) => setTimeout(r, 500))
+    assert.ok(seen() - stopped <= 3, `no more frames from tia (${seen() - stopped} after it stopped)`)
+    await tia.calls.hangUp(placed.id)
+    assert.equal((await uma.calls.ended(placed.id)).outcome, 'completed')
+  })
+})

@@ -14,6 +14,7 @@ interface CallView {
   setupMs: number | null
   seconds: number
   path: string | null
+  summary?: { mos: number | null; rttMs: number | null; jitterMs: number | null; lossFraction: number | null } | null
 }
 
 const OUTCOME_WORDS: Record<string, string> = {
@@ -78,7 +79,7 @@ export const callCommand: Command = {
     const end = await untilEnded(ctx, call.id)
     connectedOrFail(end)
     ctx.out.result(
-      { id: end.id, state: end.outcome, setupMs: end.setupMs, seconds: end.seconds, path: end.path },
+      { id: end.id, state: end.outcome, setupMs: end.setupMs, seconds: end.seconds, path: end.path, quality: end.summary ?? null },
       `called ${to}: ${end.seconds.toFixed(1)} s${end.setupMs === null ? '' : `, first audio after ${end.setupMs} ms`}${end.path === null ? '' : `, ${end.path}`}`
     )
   }
@@ -109,7 +110,7 @@ export const answerCommand: Command = {
     const end = await untilEnded(ctx, call.id)
     connectedOrFail(end)
     ctx.out.result(
-      { id: end.id, state: end.outcome, from: end.peer, seconds: end.seconds, path: end.path },
+      { id: end.id, state: end.outcome, from: end.peer, seconds: end.seconds, path: end.path, quality: end.summary ?? null },
       `answered ${end.peer}: ${end.seconds.toFixed(1)} s${end.path === null ? '' : `, ${end.path}`}`
     )
   }

@@ -184,6 +184,27 @@ export function callRoutes(calls: CallService): (app: FastifyInstance) => void {
       return reply.type('audio/wav').send(Buffer.from(writeWav({ samples: audio, sampleRate: LIMITS.calls.audio.sampleRate, channels: 1 })))
     })
     app.put(
+      '/v1/calls/:id/video',
+      {
+        schema: {
+          params: idParam,
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            minProperties: 1,
+            properties: { camera: { type: 'boolean' }, screen: { type: 'boolean' } }
+          }
+        }
+      },
+      async (request) => {
+        const id = (request.params as { id: string }).id
+        const body = request.body as { camera?: boolean; screen?: boolean }
+        if (body.camera !== undefined) await calls.video(id, 'camera', body.camera)
+        if (body.screen !== undefined) await calls.video(id, 'screen', body.screen)
+        return { call: calls.get(id) }
+      }
+    )
+    app.put(
       '/v1/calls/:id/mute',
       {
         schema: {

@@ -3,13 +3,17 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
   AudioPeer,
+  type AudioRecorder,
   type CallQuality,
   CallsError,
   decodeVoicemail,
   encodeVoicemail,
   type IceServer,
   QualityMonitor,
-  remoteFingerprint
+  type RtpSender,
+  remoteFingerprint,
+  VideoCounter,
+  VideoPattern
 } from '@parley/calls'
 import type { VoicemailBody } from '@parley/messaging'
 import { LIMITS, ParleyError } from '@parley/protocol'
@@ -19,7 +23,7 @@ import type { ParleyNode } from '../node.ts'
 import { SignalChannel } from './channel.ts'
 import { Mixer } from './mixer.ts'
 import { CALL_PROTOCOL, type CancelReason, fingerprintsOf, type RejectReason, type Signal } from './signal.ts'
-import type { CallOutcome, CallRecord, CallStore } from './store.ts'
+import type { CallOutcome, CallQualitySummary, CallRecord, CallStore } from './store.ts'
 
 /**
  * Voice calls between devices: signalling over `/parley/call/1.0.0` (see
@@ -60,10 +64,17 @@ export interface CallView {
   muted: boolean
   /** The conference (the id of its first call) when this device hosts one with this call in it. */
   conference: string | null
+  /** Video this side sends: 'camera', 'screen' (added and dropped during the call by renegotiation). */
+  sending: string[]
+  /** Whether the other side sends video now, and the video frames received so far. */
+  remoteVideo: boolean
+  videoFramesIn: number
   /** The other side's hold and mute. */
   remoteHeld: boolean
   remoteMuted: boolean
   quality: CallQuality | null
+  /** Once ended: the last figures of the call (MOS, RTT, jitter, loss), as kept in the history. */
+  summary?: CallQualitySummary | null
 }
 
 export interface CallMediaOptions {
@@ -111,6 +122,11 @@ interface Call {
   ended: Promise<CallView>
   end: (view: CallView) => void
   dialedAt: number
+  /** Video this side sends, by kind, and the other side's video tracks. */
+  videoOut: Map<string, { pattern: VideoPattern; sender: RtpSender }>
+  videoIn: VideoCounter[]
+  /** Renegotiations of this side waiting for the other side's answer. */
+  answerWaiters: Array<() => void>
 }
 
 const FINAL_STATES = new Set<CallState>(['ended'])
@@ -171,6 +187,13 @@ export class CallService {
   }
 
   readonly #recordings = new Map<string, Int16Array>()
+
+  /** The recorder of the other side's audio in a connected call (a bench or a test taps it as audio arrives). */
+  async recorderOf(id: string): Promise<AudioRecorder> {
+    const media = this.#live(id).media
+    if (media === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
+    return await media.remoteAudio()
+  }
 
   /** What this side has heard of a connected call so far (48 kHz mono). */
   heard(id: string): Int16Array {
@@ -651,17 +674,22 @@ export class CallService {
         this.#emit('call.state', call)
         return
       case 'offer': {
-        // Renegotiation by the other side (a track added or dropped).
+        // Renegotiation by the other side (video or a shared screen added or dropped).
         const pc = call.media?.pc
         if (pc === undefined || channel !== call.winner) return
         await pc.setRemoteDescription({ type: 'offer', sdp: signal.sdp })
         const answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         await channel.send({ t: 'answer', sdp: answer.sdp ?? '' })
+        call.view.remoteVideo = sendsVideo(signal.sdp)
+        this.#emit('call.state', call)
         return
       }
       case 'answer':
-        if (channel === call.winner) await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+        if (channel !== call.winner) return
+        await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
+        call.view.remoteVideo = sendsVideo(signal.sdp)
+        for (const done of call.answerWaiters.splice(0)) done()
         return
       default:
         // Out of place here (an invite or accept in the middle of a call): refused, the call goes on.
@@ -747,8 +775,69 @@ export class CallService {
 
   async #media(call: Call): Promise<AudioPeer> {
     const iceServers = (await this.#c.iceServers?.().catch(() => [])) ?? []
-    call.media = new AudioPeer({ iceServers, iceTransportPolicy: this.#c.iceTransportPolicy?.() ?? 'all', player: { idle: 'silence' } })
-    return call.media
+    const media = new AudioPeer({ iceServers, iceTransportPolicy: this.#c.iceTransportPolicy?.() ?? 'all', player: { idle: 'silence' } })
+    call.media = media
+    // Audio is the AudioPeer's; video tracks the other side adds are counted here.
+    const audioTrack = media.pc.ontrack
+    media.pc.ontrack = (event) => {
+      audioTrack?.(event)
+      if (event.track.kind !== 'video' || call.view.state === 'ended') return
+      const counter = new VideoCounter(event.track)
+      call.videoIn.push(counter)
+      const sink = counter.sink
+      const onframe = sink.onframe
+      sink.onframe = (e) => {
+        onframe?.(e)
+        call.view.videoFramesIn++
+      }
+    }
+    return media
+  }
+
+  /**
+   * Starts or stops sending video in a connected call ('camera', or 'screen'
+   * for a shared screen): the track is added or dropped and the call is
+   * renegotiated over its signalling stream (offer, answer).
+   */
+  async video(id: string, kind: 'camera' | 'screen', on: boolean): Promise<CallView> {
+    const call = this.#live(id)
+    const pc = call.media?.pc
+    if (pc === undefined || call.winner === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
+    const current = call.videoOut.get(kind)
+    if (on === (current !== undefined)) return { ...call.view }
+    if (on) {
+      const pattern = new VideoPattern({ screen: kind === 'screen' })
+      call.videoOut.set(kind, { pattern, sender: pc.addTrack(pattern.track) })
+    } else if (current !== undefined) {
+      pc.removeTrack(current.sender)
+      current.pattern.stop()
+      call.videoOut.delete(kind)
+    }
+    call.view.sending = [...call.videoOut.keys()].sort()
+    await this.#renegotiate(call)
+    this.#emit('call.state', call)
+    return { ...call.view }
+  }
+
+  /** A new offer for the media as it is now, and the other side's answer (within the connect timeout). */
+  async #renegotiate(call: Call): Promise<void> {
+    const pc = call.media?.pc
+    const channel = call.winner
+    if (pc === undefined || channel === undefined) return
+    const offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    const answered = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ParleyError('TIMEOUT', 'the other side did not answer the renegotiation')),
+        LIMITS.calls.connectTimeoutMs
+      )
+      call.answerWaiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    await channel.send({ t: 'offer', sdp: offer.sdp ?? '' })
+    await answered
   }
 
   async #flushIce(call: Call, device: string): Promise<void> {
@@ -780,10 +869,16 @@ export class CallService {
         held: false,
         muted: false,
         conference: null,
+        sending: [],
+        remoteVideo: false,
+        videoFramesIn: 0,
         remoteHeld: false,
         remoteMuted: false,
         quality: null
       },
+      videoOut: new Map(),
+      videoIn: [],
+      answerWaiters: [],
       channels: new Map(),
       winner: undefined,
       media: undefined,
@@ -814,6 +909,8 @@ export class CallService {
     for (const t of call.timers) clearTimeout(t)
     for (const ch of call.channels.values()) ch.close()
     call.winner?.close()
+    for (const { pattern } of call.videoOut.values()) pattern.stop()
+    for (const counter of call.videoIn) counter.stop()
     if (call.media !== undefined) {
       call.media.recorder?.stop()
       const recording = call.media.recorder?.samples()
@@ -837,7 +934,17 @@ export class CallService {
       answeredAt: call.view.answeredAt,
       endedAt: now,
       seconds: call.view.seconds,
-      path: call.view.path
+      setupMs: call.view.setupMs,
+      path: call.view.path,
+      quality:
+        call.view.quality === null
+          ? null
+          : {
+              mos: call.view.quality.mos,
+              rttMs: call.view.quality.rttMs,
+              jitterMs: call.view.quality.jitterMs,
+              lossFraction: call.view.quality.lossFraction
+            }
     })
     this.#emit('call.ended', call)
     if (outcome === 'missed') this.#emit('call.missed', call)
@@ -904,14 +1011,26 @@ function viewOfRecord(r: CallRecord): CallView {
     startedAt: r.startedAt,
     answeredAt: r.answeredAt,
     endedAt: r.endedAt,
-    setupMs: null,
+    setupMs: r.setupMs,
     seconds: r.seconds,
     path: r.path,
     held: false,
     muted: false,
     conference: null,
+    sending: [],
+    remoteVideo: false,
+    videoFramesIn: 0,
     remoteHeld: false,
     remoteMuted: false,
-    quality: null
+    quality: null,
+    summary: r.quality
   }
+}
+
+/** Whether an SDP's author sends video: a video section that is sendrecv or sendonly. */
+export function sendsVideo(sdp: string): boolean {
+  return sdp
+    .split(/\r?\nm=/)
+    .slice(1)
+    .some((section) => section.startsWith('video') && /\r?\na=(sendrecv|sendonly)\r?$/m.test(section) && !/^video 0 /.test(section))
 }

@@ -35,8 +35,19 @@ export interface CallRecord {
   endedAt: number
   /** Connected time, seconds. */
   seconds: number
+  /** From the dial (or the answer) to the first audio heard here, ms. */
+  setupMs: number | null
   /** The media path: the local and remote ICE candidate types of the selected pair ('host', 'srflx', 'relay'). */
   path: string | null
+  /** The last live figures of a connected call: estimated MOS (E-model), RTT, jitter, loss. */
+  quality: CallQualitySummary | null
+}
+
+export interface CallQualitySummary {
+  mos: number | null
+  rttMs: number | null
+  jitterMs: number | null
+  lossFraction: number | null
 }
 
 /** The call history of one device (`calls.sqlite` in the profile): one row per call, written when it ends. */
@@ -59,7 +70,9 @@ export class CallStore {
         answered_at INTEGER,
         ended_at INTEGER NOT NULL,
         seconds REAL NOT NULL,
-        path TEXT
+        path TEXT,
+        quality TEXT,
+        setup_ms REAL
       );
       CREATE INDEX IF NOT EXISTS calls_by_time ON calls (started_at);
     `)
@@ -68,8 +81,8 @@ export class CallStore {
   add(record: CallRecord): void {
     this.#db
       .prepare(
-        `INSERT INTO calls (id, direction, peer, video, outcome, reason, started_at, answered_at, ended_at, seconds, path)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+        `INSERT INTO calls (id, direction, peer, video, outcome, reason, started_at, answered_at, ended_at, seconds, path, quality, setup_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
       )
       .run(
         record.id,
@@ -82,7 +95,9 @@ export class CallStore {
         record.answeredAt,
         record.endedAt,
         record.seconds,
-        record.path
+        record.path,
+        record.quality === null ? null : JSON.stringify(record.quality),
+        record.setupMs
       )
     // The oldest go past the limit.
     this.#db
@@ -119,6 +134,8 @@ function recordOf(r: Row): CallRecord {
     answeredAt: (r.answered_at as number | null) ?? null,
     endedAt: r.ended_at as number,
     seconds: r.seconds as number,
-    path: (r.path as string | null) ?? null
+    path: (r.path as string | null) ?? null,
+    quality: typeof r.quality === 'string' ? (JSON.parse(r.quality) as CallQualitySummary) : null,
+    setupMs: (r.setup_ms as number | null) ?? null
   }
 }
