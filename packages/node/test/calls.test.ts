@@ -518,6 +518,11 @@ describe('a conference hosted by one participant, who mixes', () => {
     await host.calls.play(first, sentences.host)
     // The host's words go into the mix at once; they take their length to be heard.
     await new Promise((r) => setTimeout(r, (sentences.host.length / 48_000) * 1000 + 500))
+    // Group video, forwarded by the host: bea's camera reaches cyd through the host.
+    await bea.calls.video(first, 'camera', true)
+    await until('cyd sees bea’s video through the host', () => (cyd.calls.get(second)?.videoFramesIn ?? 0) > 10, 10_000)
+    assert.equal(cyd.calls.get(second)?.remoteVideo, true)
+    await bea.calls.video(first, 'camera', false)
     // Two more join the running conference: five participants with the host.
     const third = await bring(dan, first)
     const fourth = await bring(eve, first)

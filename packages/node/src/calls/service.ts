@@ -125,8 +125,11 @@ interface Call {
   /** Video this side sends, by kind, and the other side's video tracks. */
   videoOut: Map<string, { pattern: VideoPattern; sender: RtpSender }>
   videoIn: VideoCounter[]
-  /** Renegotiations of this side waiting for the other side's answer. */
+  /** Renegotiations of this side waiting for the other side's answer, and the one under way (one at a time). */
   answerWaiters: Array<() => void>
+  negotiating: Promise<void>
+  /** A conference host: other participants' video tracks it forwards into this call, by track id. */
+  forwarded: Map<string, RtpSender>
 }
 
 const FINAL_STATES = new Set<CallState>(['ended'])
@@ -253,6 +256,7 @@ export class CallService {
     }
     this.#mix(call, conference.mixer)
     conference.members.add(call.view.id)
+    this.#forwardVideo(call)
     for (const id of conference.members) {
       const member = this.#calls.get(id)
       if (member !== undefined) this.#emit('call.state', member)
@@ -784,6 +788,8 @@ export class CallService {
       if (event.track.kind !== 'video' || call.view.state === 'ended') return
       const counter = new VideoCounter(event.track)
       call.videoIn.push(counter)
+      // A conference this device hosts: the video goes on to the other participants (group video, forwarded).
+      this.#forwardVideo(call)
       const sink = counter.sink
       const onframe = sink.onframe
       sink.onframe = (e) => {
@@ -819,8 +825,41 @@ export class CallService {
     return { ...call.view }
   }
 
-  /** A new offer for the media as it is now, and the other side's answer (within the connect timeout). */
+  /** Renegotiates a call after those under way for it (one offer at a time per call). */
   async #renegotiate(call: Call): Promise<void> {
+    const next = call.negotiating.catch(() => {}).then(async () => await this.#offerAgain(call))
+    call.negotiating = next
+    await next
+  }
+
+  /**
+   * Conference video: every participant's video tracks go into every other
+   * participant's call with this host (libwebrtc re-encodes them there); a
+   * call that joins gets those already flowing.
+   */
+  #forwardVideo(call: Call): void {
+    const key = call.view.conference
+    const conference = key === null ? undefined : this.#conferences.get(key)
+    if (conference === undefined) return
+    for (const id of conference.members) {
+      const target = this.#calls.get(id)
+      const pc = target?.media?.pc
+      if (target === undefined || pc === undefined || target.view.state !== 'active') continue
+      let added = false
+      for (const memberId of conference.members) {
+        if (memberId === id) continue
+        for (const counter of this.#calls.get(memberId)?.videoIn ?? []) {
+          if (target.forwarded.has(counter.track.id) || counter.track.readyState !== 'live') continue
+          target.forwarded.set(counter.track.id, pc.addTrack(counter.track))
+          added = true
+        }
+      }
+      if (added) void this.#renegotiate(target).catch(() => {})
+    }
+  }
+
+  /** A new offer for the media as it is now, and the other side's answer (within the connect timeout). */
+  async #offerAgain(call: Call): Promise<void> {
     const pc = call.media?.pc
     const channel = call.winner
     if (pc === undefined || channel === undefined) return
@@ -879,6 +918,8 @@ export class CallService {
       videoOut: new Map(),
       videoIn: [],
       answerWaiters: [],
+      negotiating: Promise.resolve(),
+      forwarded: new Map(),
       channels: new Map(),
       winner: undefined,
       media: undefined,
