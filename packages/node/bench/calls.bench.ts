@@ -205,6 +205,34 @@ async function audioDelay(): Promise<{
   return { delay: summary(delays), mos: quality?.mos ?? null, rttMs: quality?.rttMs ?? null, jitterMs: quality?.jitterMs ?? null }
 }
 
+/**
+ * A conference hosted by the caller with 4 participants (all in this process): CPU of the process over a few
+ * seconds while every participant plays a tone and the host mixes, per participant; and with one call, for the
+ * difference. Both ends of every call are in this process.
+ */
+async function conferenceCpu(): Promise<{ participants: number; cpuPercentOfOneCore: number; perParticipant: number }> {
+  const guests = [callee, ...(await Promise.all(['bench_conf_1', 'bench_conf_2', 'bench_conf_3'].map(async (n) => await startPeer(n))))]
+  const ids: string[] = []
+  for (const guest of guests) {
+    const ringing = guest.calls.nextIncoming({ signal: AbortSignal.timeout(10_000) })
+    const placed = await caller.calls.call(guest.name, ids.length === 0 ? {} : { conference: ids[0] as string })
+    await guest.calls.answer((await ringing).id)
+    await until('connected', () => caller.calls.get(placed.id)?.state === 'active', 10_000)
+    ids.push(placed.id)
+  }
+  for (const [i, guest] of guests.entries()) void guest.calls.play(ids[i] as string, TONE).catch(() => {})
+  const before = process.cpuUsage()
+  const started = performance.now()
+  await new Promise((r) => setTimeout(r, HOLD_SECONDS * 1000))
+  const used = process.cpuUsage(before)
+  const elapsed = performance.now() - started
+  for (const id of ids) await caller.calls.hangUp(id)
+  for (const [i, guest] of guests.entries()) await guest.calls.ended(ids[i] as string)
+  for (const guest of guests.slice(1)) await guest.stop()
+  const percent = Math.round(((used.user + used.system) / 1000 / elapsed) * 1000) / 10
+  return { participants: guests.length, cpuPercentOfOneCore: percent, perParticipant: Math.round((percent / guests.length) * 10) / 10 }
+}
+
 const load = (): number[] => loadavg().map((n) => Number(n.toFixed(2)))
 const loadAtStart = load()
 progress('direct')
@@ -212,6 +240,8 @@ const direct = await setupRuns('direct')
 const cpu = await cpuPerCall()
 progress('audio delay')
 const mouthToEar = await audioDelay()
+progress('conference')
+const conference = await conferenceCpu()
 
 progress('through TURN')
 const secret = randomBytes(24).toString('base64url')
@@ -263,6 +293,10 @@ process.stdout.write(
     audioDelay: {
       ...mouthToEar.delay,
       note: 'a 100 ms tone handed to the caller’s player (queue empty) → the first loud chunk at the callee’s recorder: Opus, RTP over loopback, the jitter buffer, the sink; the player’s 10 ms frame clock included'
+    },
+    conferenceCpu: {
+      ...conference,
+      note: 'a conference of the host and 4 participants, everyone in this process: both ends of 4 calls and the host’s mixing; per participant = total / 4'
     },
     mosNoLoss: { mos: mouthToEar.mos, rttMs: mouthToEar.rttMs, jitterMs: mouthToEar.jitterMs, aim: 4.0 },
     loadAverage: { atStart: loadAtStart, atEnd: load() }
