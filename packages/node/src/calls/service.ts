@@ -6,12 +6,14 @@ import {
   type AudioRecorder,
   type CallQuality,
   CallsError,
+  callQuality,
   decodeVoicemail,
   encodeVoicemail,
   type IceServer,
-  QualityMonitor,
   type RtpSender,
   remoteFingerprint,
+  type StatsSnapshot,
+  snapshotStats,
   VideoCounter,
   VideoPattern
 } from '@parley/calls'
@@ -116,7 +118,9 @@ interface Call {
   localIce: Array<Extract<Signal, { t: 'ice' }>>
   options: CallMediaOptions
   timers: Array<ReturnType<typeof setTimeout>>
-  monitor: QualityMonitor | undefined
+  /** The last statistics taken (live figures are the difference from it), and the figures over the whole call. */
+  lastStats: StatsSnapshot | undefined
+  overall: CallQuality | undefined
   /** The recording of the other side (kept when the call ends). */
   recording: Int16Array | undefined
   ended: Promise<CallView>
@@ -752,10 +756,12 @@ export class CallService {
     if ((call.view.state as CallState) === 'ended') return
     call.view.state = 'active'
     if (call.view.answeredAt === null) call.view.answeredAt = Date.now()
-    call.monitor = new QualityMonitor(media.pc)
     const poll = async (): Promise<void> => {
-      if (call.view.state !== 'active' || call.monitor === undefined) return
-      call.view.quality = await call.monitor.poll()
+      if (call.view.state !== 'active') return
+      const snapshot = snapshotStats(await media.pc.getStats())
+      call.view.quality = callQuality(snapshot, call.lastStats)
+      call.overall = callQuality(snapshot)
+      call.lastStats = snapshot
       const local = call.view.quality.localCandidateType
       const remote = call.view.quality.remoteCandidateType
       if (local !== null && remote !== null) call.view.path = `${local}/${remote}`
@@ -928,7 +934,8 @@ export class CallService {
       localIce: [],
       options,
       timers: [],
-      monitor: undefined,
+      lastStats: undefined,
+      overall: undefined,
       recording: undefined,
       ended,
       end,
@@ -977,14 +984,15 @@ export class CallService {
       seconds: call.view.seconds,
       setupMs: call.view.setupMs,
       path: call.view.path,
+      // Over the whole call: the loss since the start, the last RTT and jitter.
       quality:
-        call.view.quality === null
+        call.overall === undefined
           ? null
           : {
-              mos: call.view.quality.mos,
-              rttMs: call.view.quality.rttMs,
-              jitterMs: call.view.quality.jitterMs,
-              lossFraction: call.view.quality.lossFraction
+              mos: call.overall.mos,
+              rttMs: call.overall.rttMs,
+              jitterMs: call.overall.jitterMs,
+              lossFraction: call.overall.lossFraction
             }
     })
     this.#emit('call.ended', call)
