@@ -11,28 +11,14 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { compareAudio, readWavForCall } from '@parley/calls'
 import { parley, type RunningRole, speechFile, startRole } from '@parley/testing'
+import { cliIn, until } from './support.ts'
 
 const PASSWORD = 'calls test password 3'
 let dir: string
 let net: string
 const roles: RunningRole[] = []
 
-async function cli(profile: string, args: string[], input?: string): Promise<Record<string, unknown>> {
-  const r = await parley([...args, '--data', join(dir, profile), '--json'], input === undefined ? {} : { input })
-  assert.equal(r.code, 0, `parley ${args.join(' ')} (${profile}): ${r.stderr}`)
-  return JSON.parse(r.stdout) as Record<string, unknown>
-}
-
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last = await probe()
-  while (!ok(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 200))
-    last = await probe()
-  }
-  return last
-}
+const cli = cliIn(() => dir)
 
 describe('two users call each other from the command line', () => {
   before(async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parley, type RunningRole, startRole } from '@parley/testing'
+import { cliIn, until } from './support.ts'
 
 const PASSWORD = 'mailbox test password 7'
 let dir: string
@@ -17,28 +18,13 @@ const roles: RunningRole[] = []
 const daemons = new Map<string, RunningRole>()
 const supernodes: RunningRole[] = []
 
-async function cli(profile: string, args: string[], input?: string): Promise<Record<string, unknown>> {
-  const r = await parley([...args, '--data', join(dir, profile), '--json'], input === undefined ? {} : { input })
-  assert.equal(r.code, 0, `parley ${args.join(' ')} (${profile}): ${r.stderr}`)
-  return JSON.parse(r.stdout) as Record<string, unknown>
-}
+const cli = cliIn(() => dir)
 
 async function daemon(profile: string): Promise<RunningRole> {
   const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
   roles.push(r)
   daemons.set(profile, r)
   return r
-}
-
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let last = await probe()
-  while (!ok(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)}`)
-    await new Promise((r) => setTimeout(r, 200))
-    last = await probe()
-  }
-  return last
 }
 
 type Line = { id: string; from: string; text: string; state: string }

@@ -184,9 +184,7 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
         '--public-ranges',
         PUBLIC,
         '--promote-after',
-        '1',
-        // The two behind symmetric NATs send call media only through TURN (see the calls test below).
-        ...(host === 'b' || host === 'c' ? ['--relay-media'] : [])
+        '1'
       ])
     }
   })
@@ -298,9 +296,7 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
       )
     const { called, answered, spoken, recording } = await callBetween('c', 'b', 'symmetric')
     assert.equal(called.state, 'completed')
-    // Through TURN on both sides. (With ICE free to choose, libwebrtc here settles on a pair where one side reaches
-    // the other's relay from its own NAT mapping, relay/prflx, and that pair carries only the first second of audio:
-    // a known problem, under investigation; the two daemons run with --relay-media meanwhile.)
+    // Through TURN on both sides: a daemon behind a symmetric NAT sends call media through TURN by itself.
     assert.equal(called.path, 'relay/relay', `the path: ${called.path}`)
     assert.equal(answered.path, 'relay/relay', `the path: ${answered.path}`)
     const comparison = compareAudio(spoken, recording)

@@ -12,7 +12,7 @@
 //   node packages/calls/bench/floor.bench.ts [--runs N]
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { ms, percentile, progressFor } from '@parley/testing'
+import { ms, progressFor, timeSummary } from '@parley/testing'
 import { AudioPeer, connectDirectly } from '../src/index.ts'
 
 const progress = progressFor('floor')
@@ -31,17 +31,7 @@ interface Run {
   signallingMs: number
 }
 
-function summary(times: number[]): { count: number; minMs: number; p50Ms: number; p95Ms: number; maxMs: number; meanMs: number } {
-  const sorted = [...times].sort((a, b) => a - b)
-  return {
-    count: sorted.length,
-    minMs: ms(sorted[0] ?? Number.NaN),
-    p50Ms: ms(percentile(sorted, 50)),
-    p95Ms: ms(percentile(sorted, 95)),
-    maxMs: ms(sorted.at(-1) ?? Number.NaN),
-    meanMs: ms(sorted.reduce((a, b) => a + b, 0) / sorted.length)
-  }
-}
+const summary = timeSummary
 
 /** When `peer`'s connection reports 'connected' (ms on performance.now()). */
 function connectedAt(peer: AudioPeer, signal: AbortSignal): Promise<number> {

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { AudioPeer, connectDirectly, type IceServer, TurnSecret, turnUrls } from '@parley/calls'
 import { generateKeyPair } from '@parley/crypto'
-import { ms, percentile, progressFor, startCoturn, testNetwork } from '@parley/testing'
+import { progressFor, startCoturn, testNetwork, timeSummary } from '@parley/testing'
 import { CallService, CallStore, type CallView, ChatService, ChatStore, type ParleyNode, TurnService } from '../src/index.ts'
 import { startClientNode, startSupernode, until } from './chat-support.ts'
 
@@ -41,16 +41,7 @@ interface Peer {
   stop(): Promise<void>
 }
 
-function summary(times: number[]): { count: number; minMs: number; p50Ms: number; p95Ms: number; maxMs: number } {
-  const sorted = [...times].sort((a, b) => a - b)
-  return {
-    count: sorted.length,
-    minMs: ms(sorted[0] ?? Number.NaN),
-    p50Ms: ms(percentile(sorted, 50)),
-    p95Ms: ms(percentile(sorted, 95)),
-    maxMs: ms(sorted.at(-1) ?? Number.NaN)
-  }
-}
+const summary = timeSummary
 
 const network = testNetwork()
 const supernode = await startSupernode(network, 'calls_bench_super')

@@ -253,7 +253,10 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       ...node.nat.stunServers.map((s) => ({ urls: `stun:${s.address.includes(':') ? `[${s.address}]` : s.address}:${s.port}` })),
       ...(await turn.iceServers(links.linked.map((l) => peerIdFromString(l.peerId))).catch(() => []))
     ],
-    ...(init.relayMediaOnly === true ? { iceTransportPolicy: () => 'relay' as const } : {})
+    // Through TURN only when asked to, or when this device is behind a symmetric NAT and TURN is at hand: its
+    // mappings differ per destination, so its own candidates reach nobody, and libwebrtc's fallback pair (the
+    // other side's relay reached from a fresh mapping) carried only the first second of audio in the NAT tests.
+    iceTransportPolicy: () => (init.relayMediaOnly === true || (node.nat.verdict.natClass === 'symmetric' && turn.known) ? 'relay' : 'all')
   })
   await calls.start()
   if (init.echo === true) echo = new EchoService({ chat, calls, me })

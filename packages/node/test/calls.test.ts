@@ -23,6 +23,7 @@ import {
   SignalChannel,
   TurnService
 } from '../src/index.ts'
+import { startLoopbackNode } from './support.ts'
 
 // Calls between in-process peers on loopback TCP: real libp2p signalling, real
 // libwebrtc media (Opus over DTLS-SRTP), speech made by espeak-ng.
@@ -58,17 +59,7 @@ async function startPeer(
   const { echoRecordMs, device: given, chatStore, ...callOptions } = options
   let echo: EchoService | undefined
   const device = given ?? generateKeyPair()
-  const credential = network.credentialFor(device, name)
-  const node = await ParleyNode.create({
-    role: 'client',
-    deviceSeed: device.seed,
-    trustedKeys: network.trustedKeys,
-    credential: () => credential,
-    privateAddresses: true
-  })
-  await node.start()
-  assert.equal((await node.connect(seed.addresses[0] as string)).ok, true)
-  await node.records.publish({ addrs: node.addresses, presence: 'online' })
+  const node = await startLoopbackNode(network, name, { seed, device })
   const events: Peer['events'] = []
   const emit = (type: string, data: object): void => {
     events.push({ type, data: data as Record<string, unknown> })
@@ -121,16 +112,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
 }
 
 before(async () => {
-  const device = generateKeyPair()
-  const credential = network.credentialFor(device, 'calls_supernode')
-  seed = await ParleyNode.create({
-    role: 'supernode',
-    deviceSeed: device.seed,
-    trustedKeys: network.trustedKeys,
-    credential: () => credential,
-    privateAddresses: true
-  })
-  await seed.start()
+  seed = await startLoopbackNode(network, 'calls_supernode')
 })
 
 after(async () => {

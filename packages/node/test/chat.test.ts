@@ -7,7 +7,8 @@ import { directConversation, encodeEnvelope, signEnvelope } from '@parley/messag
 import { LIMITS } from '@parley/protocol'
 import { testNetwork } from '@parley/testing'
 import fc from 'fast-check'
-import { CHAT_PROTOCOL, ChatService, ChatStore, ParleyNode, PresenceService } from '../src/index.ts'
+import { CHAT_PROTOCOL, ChatService, ChatStore, type ParleyNode, PresenceService } from '../src/index.ts'
+import { startLoopbackNode } from './support.ts'
 
 const network = testNetwork()
 
@@ -26,17 +27,7 @@ const peers: Peer[] = []
 let seed: ParleyNode
 
 async function startPeer(name: string, device: KeyPair = generateKeyPair(), store = new ChatStore(':memory:')): Promise<Peer> {
-  const credential = network.credentialFor(device, name)
-  const node = await ParleyNode.create({
-    role: 'client',
-    deviceSeed: device.seed,
-    trustedKeys: network.trustedKeys,
-    credential: () => credential,
-    privateAddresses: true
-  })
-  await node.start()
-  assert.equal((await node.connect(seed.addresses[0] as string)).ok, true)
-  await node.records.publish({ addrs: node.addresses, presence: 'online' })
+  const node = await startLoopbackNode(network, name, { seed, device })
   const events: Peer['events'] = []
   const emit = (type: string, data: object): void => {
     events.push({ type, data: data as Record<string, unknown> })
@@ -73,16 +64,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
 }
 
 before(async () => {
-  const device = generateKeyPair()
-  const credential = network.credentialFor(device, 'chat_supernode')
-  seed = await ParleyNode.create({
-    role: 'supernode',
-    deviceSeed: device.seed,
-    trustedKeys: network.trustedKeys,
-    credential: () => credential,
-    privateAddresses: true
-  })
-  await seed.start()
+  seed = await startLoopbackNode(network, 'chat_supernode')
 })
 
 after(async () => {

@@ -21,3 +21,30 @@ export async function startMemoryNode(
   await node.start()
   return node
 }
+
+/**
+ * A started node on loopback TCP, logged in to `network` as `name`; with
+ * `seed`, a client linked to that supernode and published in the directory.
+ */
+export async function startLoopbackNode(
+  network: TestNetwork,
+  name: string,
+  options: { seed?: ParleyNode; device?: KeyPair } = {}
+): Promise<ParleyNode> {
+  const device = options.device ?? generateKeyPair()
+  const credential = network.credentialFor(device, name)
+  const node = await ParleyNode.create({
+    role: options.seed === undefined ? 'supernode' : 'client',
+    deviceSeed: device.seed,
+    trustedKeys: network.trustedKeys,
+    credential: () => credential,
+    privateAddresses: true
+  })
+  await node.start()
+  if (options.seed !== undefined) {
+    const linked = await node.connect(options.seed.addresses[0] as string)
+    if (!linked.ok) throw new Error(`${name} could not link to the supernode: ${linked.reason}`)
+    await node.records.publish({ addrs: node.addresses, presence: 'online' })
+  }
+  return node
+}

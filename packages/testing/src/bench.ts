@@ -42,3 +42,23 @@ export async function runConcurrently(
   )
   return { calls, elapsedMs: performance.now() - start }
 }
+
+/** Times (ms) as a bench reports them: count, min, p50, p95, max and mean, rounded. */
+export function timeSummary(times: number[]): {
+  count: number
+  minMs: number
+  p50Ms: number
+  p95Ms: number
+  maxMs: number
+  meanMs: number
+} {
+  const sorted = [...times].sort((a, b) => a - b)
+  return {
+    count: sorted.length,
+    minMs: ms(sorted[0] ?? Number.NaN),
+    p50Ms: ms(percentile(sorted, 50)),
+    p95Ms: ms(percentile(sorted, 95)),
+    maxMs: ms(sorted.at(-1) ?? Number.NaN),
+    meanMs: ms(sorted.reduce((a, b) => a + b, 0) / sorted.length)
+  }
+}

@@ -911,15 +911,8 @@ export class CallService {
         setupMs: null,
         seconds: 0,
         path: null,
-        held: false,
-        muted: false,
-        conference: null,
-        sending: [],
-        remoteVideo: false,
-        videoFramesIn: 0,
-        remoteHeld: false,
-        remoteMuted: false,
-        quality: null
+        ...IN_CALL_DEFAULTS,
+        sending: []
       },
       videoOut: new Map(),
       videoIn: [],
@@ -1063,18 +1056,24 @@ function viewOfRecord(r: CallRecord): CallView {
     setupMs: r.setupMs,
     seconds: r.seconds,
     path: r.path,
-    held: false,
-    muted: false,
-    conference: null,
+    ...IN_CALL_DEFAULTS,
     sending: [],
-    remoteVideo: false,
-    videoFramesIn: 0,
-    remoteHeld: false,
-    remoteMuted: false,
-    quality: null,
     summary: r.quality
   }
 }
+
+/** What a call's view says of the call in progress, before anything happened (and of one from the history). */
+const IN_CALL_DEFAULTS = {
+  held: false,
+  muted: false,
+  conference: null,
+  sending: [],
+  remoteVideo: false,
+  videoFramesIn: 0,
+  remoteHeld: false,
+  remoteMuted: false,
+  quality: null
+} as const satisfies Partial<CallView>
 
 /** Whether an SDP's author sends video: a video section that is sendrecv or sendonly. */
 export function sendsVideo(sdp: string): boolean {

@@ -80,6 +80,11 @@ export class TurnService {
     await answer({ urls: server.urls, username: granted.username, credential: granted.credential, ttl: granted.ttl })
   }
 
+  /** Whether TURN credentials from a supernode are at hand (asked for lately, still good). */
+  get known(): boolean {
+    return this.#cached !== undefined && this.#cached.until > Date.now() && this.#cached.servers.length > 0
+  }
+
   /** TURN servers for a call: from the linked supernodes that run one (asked once, kept while good). */
   async iceServers(supernodes: PeerId[]): Promise<IceServer[]> {
     if (this.#cached !== undefined && this.#cached.until > Date.now()) return this.#cached.servers
