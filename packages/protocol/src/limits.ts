@@ -297,6 +297,31 @@ export const LIMITS = {
       wavMaxBytes: 44 + 64 * 1024 + ((3 * 60 * 1000) / 1000) * 96_000 * 2 * 2
     }
   },
+  /** File transfer (`/parley/file/1.0.0`): offers, chunks, names. */
+  files: {
+    /** One chunk on the wire (each with its SHA-256): the unit a resumed transfer restarts from. */
+    chunkBytes: 1024 * 1024,
+    /** Files and folders' files in one offer. */
+    maxFiles: 10_000,
+    /** An offer message (the names, sizes and hashes of its files). */
+    offerMaxBytes: 4 * 1024 * 1024,
+    /** A control message other than an offer. */
+    messageMaxBytes: 4 * 1024,
+    /** One path in an offer (POSIX, relative), in UTF-8 bytes, and one of its parts. */
+    pathMaxBytes: 4096,
+    partMaxBytes: 255,
+    /** A sender that sends nothing for this long has stalled: the stream is dropped (the transfer resumes later). */
+    stallMs: 30_000,
+    /** Accepted transfers not finished are tried again this often (a peer that went away, a restart). */
+    retryEveryMs: 5_000,
+    /** Chunks a receiving stream may hold before it is read (the sender is paused while a chunk goes to disk). */
+    readBufferChunks: 16,
+    /** Transfers moving at once on one device (more wait their turn); chunks are interleaved between them. */
+    concurrent: 4,
+    /** Offers from one other user a minute, and at once. */
+    offersPerMinute: 20,
+    offerBurst: 10
+  },
   /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
   messaging: {
     /** A chat line or an edit's new text, in UTF-8 bytes. */

@@ -374,7 +374,7 @@ export class CallService {
     const offer = await media.pc.createOffer()
     await media.pc.setLocalDescription(offer)
     const invite: Signal = { t: 'invite', call: call.view.id, video: false, sdp: offer.sdp ?? '' }
-    const devices = await this.#c.chat.devicesOf(to).catch(() => [] as string[])
+    const devices = await this.#c.chat.devicesOf(to, { fresh: true }).catch(() => [] as string[])
     const opened = await Promise.all(devices.map(async (device) => await this.#ring(call, device, invite)))
     if (!opened.some(Boolean)) {
       this.#finish(call, 'unavailable', devices.length === 0 ? `no device of ${to} is known` : `no device of ${to} could be reached`)

@@ -211,7 +211,7 @@ export class ChatService {
   async #syncContacts(names: string[]): Promise<void> {
     const me = this.#me()
     const mine = (await this.#devicesOf(me)).filter((d) => d !== this.#c.node.peerId)
-    if (mine.length === 0) return
+    // Kept even with no other device yet: a device logged in later catches up on it from this one.
     const contacts = names.flatMap((n) => {
       const c = this.#c.store.contact(n)
       return c === undefined ? [] : [{ name: c.name, state: c.state, ...this.#c.store.contactVersion(n) }]
@@ -221,6 +221,7 @@ export class ChatService {
       this.#c.device
     )
     this.#c.store.add(envelope, encodeEnvelope(envelope), 'delivered')
+    if (mine.length === 0) return
     this.#c.store.enqueue(envelope.id, me, mine)
     await this.drain()
   }
@@ -729,8 +730,14 @@ export class ChatService {
       throw new ParleyError('PAYLOAD_TOO_LARGE', `a message is at most ${LIMITS.messaging.textMaxBytes} bytes of text (this one: ${bytes})`)
   }
 
-  /** A user's devices (peer ids): online now in the directory, and seen before; this device excluded. */
-  async devicesOf(name: string): Promise<string[]> {
+  /**
+   * A user's devices (peer ids): online now in the directory, and seen before;
+   * this device excluded. `fresh` asks the directory now (a call or a file
+   * offer is for the devices online at this moment, one logged in a second ago
+   * included).
+   */
+  async devicesOf(name: string, options: { fresh?: boolean } = {}): Promise<string[]> {
+    if (options.fresh === true) this.#lookedUp.delete(name.toLowerCase())
     return (await this.#devicesOf(name)).filter((d) => d !== this.#c.node.peerId)
   }
 

@@ -1,0 +1,577 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
+import { basename, dirname, join, relative, resolve, sep } from 'node:path'
+import type { Connection, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { LIMITS, ParleyError } from '@parley/protocol'
+import type { ChatService } from '../chat/service.ts'
+import { TokenBuckets } from '../mailbox/rate.ts'
+import type { ParleyNode } from '../node.ts'
+import { pathProblem, placeUnder } from './paths.ts'
+import { type FilePolicy, readFilePolicy } from './policy.ts'
+import type { FileStore, OfferedFile, Transfer } from './store.ts'
+
+/**
+ * File transfer, device to device, on `/parley/file/1.0.0` (hello-verified
+ * streams; through a relay when there is no direct path). Every stream starts
+ * with one length-prefixed JSON message:
+ *
+ * - `{"t":"offer","id","files":[{"path","size","sha256"}]}` sender → each
+ *   online device of the recipient; answered `{"t":"offered"}` or
+ *   `{"t":"refused","code","message"}`. The recipient must be online, must
+ *   not have blocked the sender, takes files from contacts only, and must
+ *   accept (choosing a folder).
+ * - `{"t":"get","id","file","offset"}` recipient → sender, once accepted (and
+ *   again after a dropped connection or a restart of either side): answered
+ *   `{"t":"sending","size"}` then binary frames, each the SHA-256 of a chunk
+ *   and the chunk (LIMITS.files.chunkBytes, the last shorter), from `offset`
+ *   (a chunk boundary) to the end; or refused.
+ * - `{"t":"cancel","id","reason"}` either way.
+ *
+ * The recipient writes each file under a hidden folder of the target
+ * (`.parley-incoming/ID/N`), keeps the hash of every chunk it verified beside
+ * it, and on resume re-checks what it has against those before asking for
+ * the rest; the SHA-256 of the whole file is checked at the end, and only
+ * then is the file moved into place. Memory stays flat whatever the size.
+ */
+export const FILE_PROTOCOL = '/parley/file/1.0.0'
+
+const HASH_BYTES = 32
+const PARTIAL_DIR = '.parley-incoming'
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export interface FilesComponents {
+  node: ParleyNode
+  chat: ChatService
+  store: FileStore
+  me: () => string | undefined
+  emit: (type: string, data: object) => void
+  /** The machine's policy (read again for every offer); default: `readFilePolicy()`. */
+  policy?: () => FilePolicy
+}
+
+type Control = Record<string, unknown> & { t: string }
+
+export class FileService {
+  readonly #c: FilesComponents
+  readonly #offers = new TokenBuckets(LIMITS.files.offersPerMinute, LIMITS.files.offerBurst, LIMITS.chat.senderBuckets)
+  /** Incoming transfers being fetched now. */
+  readonly #active = new Set<string>()
+  #timer: ReturnType<typeof setInterval> | undefined
+  #stopped = false
+
+  constructor(components: FilesComponents) {
+    this.#c = components
+  }
+
+  get #policy(): FilePolicy {
+    return (this.#c.policy ?? readFilePolicy)()
+  }
+
+  async start(): Promise<void> {
+    await this.#c.node.libp2p.handle(
+      FILE_PROTOCOL,
+      async (stream, connection) => {
+        await this.#serve(stream, connection).catch((err: unknown) => {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        })
+      },
+      { runOnLimitedConnection: true }
+    )
+    this.#timer = setInterval(() => this.resume(), LIMITS.files.retryEveryMs)
+    this.#timer.unref?.()
+    this.resume()
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    await this.#c.node.libp2p.unhandle(FILE_PROTOCOL).catch(() => {})
+  }
+
+  list(limit = 100): Transfer[] {
+    return this.#c.store.list(limit)
+  }
+
+  get(id: string): Transfer | undefined {
+    return this.#c.store.get(id, 'incoming') ?? this.#c.store.get(id, 'outgoing')
+  }
+
+  // The sender's side.
+
+  /** Offers files (and folders' files) to a user's online devices. Resolves with the offer once a device took it. */
+  async send(to: string, paths: string[]): Promise<Transfer> {
+    const me = this.#me()
+    if (to.toLowerCase() === me.toLowerCase()) throw new ParleyError('INVALID_REQUEST', 'you cannot send files to yourself')
+    if (this.#c.chat.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked`)
+    const policy = this.#policy
+    if (!policy.enabled) throw new ParleyError('NOT_ALLOWED', `file transfer is turned off on this machine (${policy.source})`)
+    const { files, sources } = await this.#collect(paths)
+    const total = files.reduce((n, f) => n + f.size, 0)
+    if (policy.maxBytes !== null && total > policy.maxBytes)
+      throw new ParleyError('NOT_ALLOWED', `this machine's policy allows at most ${policy.maxBytes} bytes per transfer (${policy.source})`)
+    const id = randomBytes(18).toString('base64url')
+    const offer = encoder.encode(JSON.stringify({ t: 'offer', id, files }))
+    if (offer.length > LIMITS.files.offerMaxBytes) throw new ParleyError('PAYLOAD_TOO_LARGE', 'too many files in one offer')
+    this.#c.store.add({ id, direction: 'outgoing', peer: to, files, sources, state: 'offered', total })
+    const devices = await this.#c.chat.devicesOf(to, { fresh: true }).catch(() => [] as string[])
+    const answers = await Promise.all(
+      devices.map(async (d) => await this.#request(d, offer).catch((err: Error): Control => ({ t: 'unreachable', message: err.message })))
+    )
+    if (answers.some((a) => a.t === 'offered')) return this.#c.store.get(id, 'outgoing') as Transfer
+    const refusal = answers.find((a) => a.t === 'refused')
+    const reason =
+      refusal !== undefined
+        ? `${String(refusal.code)}: ${String(refusal.message)}`
+        : `no device of ${to} is online (a file needs both sides online)`
+    this.#c.store.update(id, 'outgoing', { state: 'refused', reason })
+    this.#c.emit('file.state', { id, state: 'refused', reason })
+    throw new ParleyError(
+      refusal?.code === 'POLICY' || refusal?.code === 'NOT_ALLOWED' ? 'NOT_ALLOWED' : 'UNAVAILABLE',
+      `${to} did not take the offer: ${reason}`
+    )
+  }
+
+  /** Names, sizes and hashes of the files under `paths` (folders walked), read once each. */
+  async #collect(paths: string[]): Promise<{ files: OfferedFile[]; sources: string[] }> {
+    const files: OfferedFile[] = []
+    const sources: string[] = []
+    const add = async (source: string, name: string): Promise<void> => {
+      const info = await stat(source).catch(() => undefined)
+      if (info === undefined) throw new ParleyError('NOT_FOUND', `${source} does not exist`)
+      if (info.isDirectory()) {
+        for (const entry of (await readdir(source)).sort()) await add(join(source, entry), `${name}/${entry}`)
+        return
+      }
+      if (!info.isFile()) return
+      if (files.length >= LIMITS.files.maxFiles)
+        throw new ParleyError('PAYLOAD_TOO_LARGE', `at most ${LIMITS.files.maxFiles} files in one offer`)
+      const problem = pathProblem(name)
+      if (problem !== undefined) throw new ParleyError('INVALID_REQUEST', `${source} cannot be sent under its name: ${problem}`)
+      files.push({ path: name, size: info.size, sha256: await sha256Of(source) })
+      sources.push(source)
+    }
+    for (const p of paths) await add(resolve(p), basename(resolve(p)))
+    if (files.length === 0) throw new ParleyError('INVALID_REQUEST', 'no file to send')
+    return { files, sources }
+  }
+
+  /** Cancels a transfer from either side; the other side is told. */
+  async cancel(id: string): Promise<Transfer> {
+    const t = this.get(id)
+    if (t === undefined) throw new ParleyError('NOT_FOUND', `no transfer ${id}`)
+    if (t.state === 'done' || t.state === 'cancelled') return t
+    this.#c.store.update(id, t.direction, { state: 'cancelled', reason: 'cancelled here' })
+    this.#c.emit('file.state', { id, state: 'cancelled' })
+    const devices = await this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])
+    const message = encoder.encode(JSON.stringify({ t: 'cancel', id, reason: 'cancelled' }))
+    await Promise.all(devices.map(async (d) => await this.#request(d, message).catch(() => undefined)))
+    return this.get(id) as Transfer
+  }
+
+  // The recipient's side.
+
+  /** Accepts an offer into `folder` (created if need be); the transfer starts at once. */
+  async accept(id: string, folder: string): Promise<Transfer> {
+    const t = this.#c.store.get(id, 'incoming')
+    if (t === undefined) throw new ParleyError('NOT_FOUND', `no offer ${id}`)
+    if (t.state !== 'offered') throw new ParleyError('INVALID_REQUEST', `the transfer is ${t.state}`)
+    const target = resolve(folder)
+    await mkdir(target, { recursive: true })
+    this.#c.store.update(id, 'incoming', { state: 'accepted', folder: target })
+    this.#c.emit('file.state', { id, state: 'accepted' })
+    this.resume()
+    return this.#c.store.get(id, 'incoming') as Transfer
+  }
+
+  async decline(id: string): Promise<Transfer> {
+    const t = this.#c.store.get(id, 'incoming')
+    if (t === undefined || t.state !== 'offered') throw new ParleyError('NOT_FOUND', `no offer ${id} waiting`)
+    return await this.cancel(id)
+  }
+
+  /** Fetches every accepted transfer not finished (at most LIMITS.files.concurrent at once). */
+  resume(): void {
+    if (this.#stopped) return
+    for (const t of this.#c.store.pending()) {
+      if (this.#active.size >= LIMITS.files.concurrent) return
+      if (this.#active.has(t.id)) continue
+      this.#active.add(t.id)
+      void this.#fetch(t)
+        .catch((err: unknown) => this.#c.emit('file.retry', { id: t.id, reason: (err as Error).message }))
+        .finally(() => this.#active.delete(t.id))
+    }
+  }
+
+  async #fetch(t: Transfer): Promise<void> {
+    const folder = t.folder as string
+    const staging = join(folder, PARTIAL_DIR, t.id)
+    await mkdir(staging, { recursive: true })
+    let kept = 0
+    const started = performance.now()
+    let fetched = 0
+    let lastEvent = 0
+    for (const [index, file] of t.files.entries()) {
+      const partial = join(staging, String(index))
+      await (await open(partial, 'a')).close()
+      const have = await this.#verifiedPrefix(partial, file)
+      if (have < file.size) {
+        await this.#fetchFile(t, index, partial, have, (n) => {
+          fetched += n
+          const now = performance.now()
+          if (now - lastEvent > 500) {
+            lastEvent = now
+            const rate = fetched / ((now - started) / 1000)
+            const bytes = kept + have + n
+            this.#c.emit('file.progress', {
+              id: t.id,
+              bytes,
+              total: t.total,
+              rate: Math.round(rate),
+              secondsLeft: rate > 0 ? Math.round((t.total - bytes) / rate) : null
+            })
+          }
+        })
+      }
+      kept += file.size
+      this.#c.store.update(t.id, 'incoming', { bytes: kept })
+    }
+    // Every file whole: each checked against its SHA-256, then moved into place.
+    for (const [index, file] of t.files.entries()) {
+      const partial = join(staging, String(index))
+      const hash = await sha256Of(partial)
+      if (hash !== file.sha256) {
+        await rm(partial, { force: true })
+        await rm(`${partial}.chunks`, { force: true })
+        this.#fail(
+          t,
+          'BAD_HASH',
+          `${file.path} does not have the SHA-256 the sender gave (got ${hash.slice(0, 16)}…): its bytes were dropped`
+        )
+        return
+      }
+    }
+    for (const [index, file] of t.files.entries()) {
+      const partial = join(staging, String(index))
+      const target = placeUnder(folder, file.path)
+      await mkdir(dirname(target), { recursive: true })
+      await rename(partial, await freeName(target))
+      await rm(`${partial}.chunks`, { force: true })
+    }
+    await rm(staging, { recursive: true, force: true })
+    // The hidden folder goes once no other transfer has anything in it.
+    await rmdir(join(folder, PARTIAL_DIR)).catch(() => {})
+    this.#c.store.update(t.id, 'incoming', { state: 'done', bytes: t.total })
+    this.#c.emit('file.state', { id: t.id, state: 'done', folder })
+  }
+
+  #fail(t: Transfer, code: string, message: string): void {
+    this.#c.store.update(t.id, 'incoming', { state: 'failed', reason: `${code}: ${message}` })
+    this.#c.emit('file.state', { id: t.id, state: 'failed', reason: `${code}: ${message}` })
+  }
+
+  /**
+   * How much of a partial file can be trusted: whole chunks whose hashes match
+   * those kept as they were verified on arrival (re-read now); the rest is cut.
+   */
+  async #verifiedPrefix(partial: string, file: OfferedFile): Promise<number> {
+    const size = (await stat(partial).catch(() => undefined))?.size ?? 0
+    const hashes = await readAll(`${partial}.chunks`)
+    const chunk = LIMITS.files.chunkBytes
+    let good = 0
+    if (size > 0 && hashes.length > 0) {
+      const handle = await open(partial, 'r')
+      try {
+        const buffer = Buffer.alloc(chunk)
+        for (let i = 0; i * HASH_BYTES < hashes.length; i++) {
+          const length = Math.min(chunk, file.size - i * chunk)
+          if (length <= 0 || i * chunk + length > size) break
+          const { bytesRead } = await handle.read(buffer, 0, length, i * chunk)
+          const digest = createHash('sha256').update(buffer.subarray(0, bytesRead)).digest()
+          if (bytesRead !== length || !digest.equals(hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) break
+          good = i * chunk + length
+        }
+      } finally {
+        await handle.close()
+      }
+    }
+    // What is past the trusted prefix (a torn write, a chunk not yet verified) goes.
+    if (size !== good) await truncate(partial, good).catch(() => {})
+    const chunks = Math.ceil(good / chunk)
+    if (hashes.length !== chunks * HASH_BYTES) await truncate(`${partial}.chunks`, chunks * HASH_BYTES).catch(() => {})
+    return good
+  }
+
+  /** One file from `offset`: frames checked and appended, the hash of each kept beside it. */
+  async #fetchFile(t: Transfer, index: number, partial: string, offset: number, progress: (bytes: number) => void): Promise<void> {
+    const file = t.files[index] as OfferedFile
+    let stream: Stream | undefined
+    let lastError: Error | undefined
+    for (const device of await this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])) {
+      try {
+        stream = await this.#open(device)
+        break
+      } catch (err) {
+        lastError = err as Error
+      }
+    }
+    if (stream === undefined) throw lastError ?? new Error(`no device of ${t.peer} is online`)
+    const lp = lpStream(stream, {
+      maxDataLength: LIMITS.files.chunkBytes + HASH_BYTES,
+      maxBufferSize: LIMITS.files.readBufferChunks * (LIMITS.files.chunkBytes + HASH_BYTES)
+    })
+    const stall = (): AbortSignal => AbortSignal.timeout(LIMITS.files.stallMs)
+    await lp.write(encoder.encode(JSON.stringify({ t: 'get', id: t.id, file: index, offset })), { signal: stall() })
+    const answer = parseControl((await lp.read({ signal: stall() })).subarray())
+    if (answer.t === 'refused') {
+      const code = String(answer.code)
+      if (code === 'CANCELLED' || code === 'CHANGED' || code === 'UNKNOWN') this.#fail(t, code, String(answer.message))
+      stream.abort(new Error('refused'))
+      throw new Error(`${code}: ${String(answer.message)}`)
+    }
+    if (answer.t !== 'sending' || answer.size !== file.size) {
+      stream.abort(new Error('bad answer'))
+      this.#fail(t, 'LIED', `the sender now says ${String(answer.size)} bytes for ${file.path}, not ${file.size}`)
+      return
+    }
+    const data = await open(partial, 'a')
+    const hashes = await open(`${partial}.chunks`, 'a')
+    let at = offset
+    try {
+      while (at < file.size) {
+        const frame = (await lp.read({ signal: stall() })).subarray()
+        const chunk = frame.subarray(HASH_BYTES)
+        const expected = Math.min(LIMITS.files.chunkBytes, file.size - at)
+        if (frame.length < HASH_BYTES || chunk.length !== expected) {
+          this.#fail(
+            t,
+            'LIED',
+            `${file.path}: a chunk of ${chunk.length} bytes where ${expected} were due (the sender sends past the size, or broke the chunking)`
+          )
+          stream.abort(new Error('bad chunk'))
+          return
+        }
+        const digest = createHash('sha256').update(chunk).digest()
+        if (!digest.equals(frame.subarray(0, HASH_BYTES)))
+          throw new Error(`${file.path}: a chunk does not match its hash (damaged on the way)`)
+        // Backpressure: the sender waits (the muxer's window) while the chunk goes to disk. No sync per chunk:
+        // after a crash, what did not reach the disk fails its kept hash on resume and is fetched again.
+        stream.pause()
+        try {
+          await data.write(chunk)
+          await hashes.write(digest)
+        } finally {
+          stream.resume()
+        }
+        at += chunk.length
+        progress(at - offset)
+      }
+      await data.datasync()
+      await stream.close().catch(() => {})
+    } finally {
+      await data.close()
+      await hashes.close()
+    }
+  }
+
+  // Both sides: the streams that come in.
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const lp = lpStream(stream, { maxDataLength: LIMITS.files.offerMaxBytes })
+    const signal = AbortSignal.timeout(LIMITS.files.stallMs)
+    const reply = async (body: object): Promise<void> => {
+      await lp.write(encoder.encode(JSON.stringify(body)), { signal })
+    }
+    const refuse = async (code: string, message: string): Promise<void> => {
+      await reply({ t: 'refused', code, message })
+      await stream.close({ signal }).catch(() => {})
+    }
+    const peer = this.#c.node.hello.verified(connection.remotePeer)
+    if (peer === undefined) return await refuse('NO_CREDENTIAL', 'say hello with a valid credential first')
+    let message: Control
+    try {
+      message = parseControl((await lp.read({ signal })).subarray())
+    } catch (err) {
+      return await refuse('MALFORMED', (err as Error).message)
+    }
+    const me = this.#c.me()
+    if (me === undefined) return await refuse('UNAVAILABLE', 'this device is logged out')
+    if (message.t === 'offer') return await this.#onOffer(message, peer.name, connection.remotePeer.toString(), reply, refuse)
+    if (message.t === 'get') return await this.#onGet(message, peer.name, lp, refuse)
+    if (message.t === 'cancel' && typeof message.id === 'string') {
+      for (const direction of ['incoming', 'outgoing'] as const) {
+        const t = this.#c.store.get(message.id, direction)
+        if (t !== undefined && t.peer.toLowerCase() === peer.name.toLowerCase() && t.state !== 'done') {
+          this.#c.store.update(t.id, direction, {
+            state: direction === 'outgoing' && t.state === 'offered' ? 'declined' : 'cancelled',
+            reason: `${peer.name} cancelled`
+          })
+          this.#c.emit('file.state', { id: t.id, state: 'cancelled', by: peer.name })
+        }
+      }
+      await reply({ t: 'ok' })
+      return
+    }
+    return await refuse('MALFORMED', `unknown message ${message.t}`)
+  }
+
+  async #onOffer(
+    message: Control,
+    from: string,
+    device: string,
+    reply: (body: object) => Promise<void>,
+    refuse: (code: string, message: string) => Promise<void>
+  ): Promise<void> {
+    // A blocked sender is refused as if this device took nothing: it learns only that it did not go through.
+    if (this.#c.chat.isBlocked(from)) return await refuse('UNAVAILABLE', 'not taken')
+    if (!this.#c.chat.isContact(from)) return await refuse('NOT_ALLOWED', 'files are taken from contacts only')
+    const policy = this.#policy
+    if (!policy.enabled) return await refuse('POLICY', `file transfer is turned off on the recipient's machine (${policy.source})`)
+    if (this.#offers.take(from.toLowerCase()) > 0) return await refuse('RATE_LIMITED', 'too many offers: try again later')
+    const id = message.id
+    const files = message.files
+    if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) return await refuse('MALFORMED', 'an offer has an id')
+    if (!Array.isArray(files) || files.length === 0 || files.length > LIMITS.files.maxFiles)
+      return await refuse('MALFORMED', 'an offer has 1 or more files')
+    const seen = new Set<string>()
+    for (const f of files as Array<Record<string, unknown>>) {
+      const problem = pathProblem(f?.path)
+      if (problem !== undefined) return await refuse('BAD_PATH', `refused: ${problem}`)
+      if (seen.has(String(f.path).toLowerCase())) return await refuse('BAD_PATH', `${String(f.path)} is named twice`)
+      seen.add(String(f.path).toLowerCase())
+      if (!Number.isSafeInteger(f.size) || (f.size as number) < 0)
+        return await refuse('MALFORMED', `${String(f.path)}: a size is a whole number of bytes`)
+      if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256))
+        return await refuse('MALFORMED', `${String(f.path)}: a SHA-256 in hex`)
+    }
+    const offered = (files as OfferedFile[]).map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 }))
+    const total = offered.reduce((n, f) => n + f.size, 0)
+    if (policy.maxBytes !== null && total > policy.maxBytes)
+      return await refuse('POLICY', `the recipient's machine takes at most ${policy.maxBytes} bytes per transfer (${policy.source})`)
+    if (this.#c.store.add({ id, direction: 'incoming', peer: from, files: offered, state: 'offered', total }))
+      this.#c.emit('file.offer', { id, from, device, files: offered, total })
+    await reply({ t: 'offered' })
+  }
+
+  async #onGet(
+    message: Control,
+    from: string,
+    lp: ReturnType<typeof lpStream>,
+    refuse: (code: string, message: string) => Promise<void>
+  ): Promise<void> {
+    const id = String(message.id)
+    const t = this.#c.store.get(id, 'outgoing')
+    if (t === undefined || t.peer.toLowerCase() !== from.toLowerCase()) return await refuse('UNKNOWN', 'no such offer to you')
+    if (t.state === 'cancelled' || t.state === 'refused') return await refuse('CANCELLED', `the sender ${t.state} it`)
+    const index = Number(message.file)
+    const offset = Number(message.offset)
+    const file = t.files[index]
+    const source = this.#c.store.sources(id)?.[index]
+    if (file === undefined || source === undefined) return await refuse('MALFORMED', 'no such file in the offer')
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > file.size || offset % LIMITS.files.chunkBytes !== 0)
+      return await refuse('MALFORMED', 'an offset is a chunk boundary within the file')
+    const info = await stat(source).catch(() => undefined)
+    if (info?.size !== file.size) return await refuse('CHANGED', `${file.path} changed on the sender's disk since it was offered`)
+    if (t.state === 'offered') {
+      this.#c.store.update(id, 'outgoing', { state: 'accepted' })
+      this.#c.emit('file.state', { id, state: 'accepted' })
+    }
+    const signal = (): AbortSignal => AbortSignal.timeout(LIMITS.files.stallMs)
+    this.#c.emit('file.serving', { id, file: index, offset })
+    await lp.write(encoder.encode(JSON.stringify({ t: 'sending', size: file.size })), { signal: signal() })
+    // Constant memory: one chunk at a time from the file, its hash before it.
+    const reader = createReadStream(source, { start: offset, highWaterMark: LIMITS.files.chunkBytes })
+    let pending: Buffer<ArrayBufferLike> = Buffer.alloc(0)
+    let sent = offset
+    const flush = async (chunk: Buffer<ArrayBufferLike>): Promise<void> => {
+      const frame = Buffer.allocUnsafe(HASH_BYTES + chunk.length)
+      createHash('sha256').update(chunk).digest().copy(frame, 0)
+      chunk.copy(frame, HASH_BYTES)
+      await lp.write(frame, { signal: signal() })
+      sent += chunk.length
+    }
+    for await (const piece of reader as AsyncIterable<Buffer>) {
+      pending = pending.length === 0 ? piece : Buffer.concat([pending, piece])
+      while (pending.length >= LIMITS.files.chunkBytes) {
+        await flush(pending.subarray(0, LIMITS.files.chunkBytes))
+        pending = pending.subarray(LIMITS.files.chunkBytes)
+      }
+    }
+    if (pending.length > 0) await flush(pending)
+    if (sent === file.size && index === t.files.length - 1) {
+      this.#c.store.update(id, 'outgoing', { state: 'done', bytes: t.total })
+      this.#c.emit('file.state', { id, state: 'done' })
+    }
+  }
+
+  async #open(device: string): Promise<Stream> {
+    const { node } = this.#c
+    const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
+    const connection = await node.libp2p.dial(peerIdFromString(device), { signal })
+    const hello = await node.hello.greet(connection)
+    if (!hello.ok) throw new Error(`hello: ${hello.reason}`)
+    return await connection.newStream(FILE_PROTOCOL, { signal, runOnLimitedConnection: true })
+  }
+
+  /** One message to a device and its one answer. */
+  async #request(device: string, message: Uint8Array): Promise<Control> {
+    const stream = await this.#open(device)
+    const lp = lpStream(stream, { maxDataLength: LIMITS.files.messageMaxBytes })
+    const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
+    await lp.write(message, { signal })
+    const answer = parseControl((await lp.read({ signal })).subarray())
+    await stream.close({ signal }).catch(() => {})
+    return answer
+  }
+
+  #me(): string {
+    const me = this.#c.me()
+    if (me === undefined) throw new ParleyError('NOT_LOGGED_IN', 'this device is not logged in')
+    return me
+  }
+}
+
+function parseControl(frame: Uint8Array): Control {
+  const value = JSON.parse(decoder.decode(frame)) as unknown
+  if (typeof value !== 'object' || value === null || typeof (value as { t?: unknown }).t !== 'string')
+    throw new Error('a message is a JSON object with t')
+  return value as Control
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const piece of createReadStream(path, { highWaterMark: LIMITS.files.chunkBytes }) as AsyncIterable<Buffer>) hash.update(piece)
+  return hash.digest('hex')
+}
+
+async function readAll(path: string): Promise<Buffer<ArrayBufferLike>> {
+  const handle = await open(path, 'r').catch(() => undefined)
+  if (handle === undefined) return Buffer.alloc(0)
+  try {
+    return await handle.readFile()
+  } finally {
+    await handle.close()
+  }
+}
+
+/** `target`, or `target (2)`, `(3)`… when a file of that name is there already (nothing is overwritten). */
+async function freeName(target: string): Promise<string> {
+  if ((await stat(target).catch(() => undefined)) === undefined) return target
+  const dir = dirname(target)
+  const name = basename(target)
+  const dot = name.lastIndexOf('.')
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, '']
+  for (let n = 2; ; n++) {
+    const candidate = join(dir, `${stem} (${n})${ext}`)
+    if ((await stat(candidate).catch(() => undefined)) === undefined) return candidate
+  }
+}
+
+/** Whether `path` is inside `folder` (for checks that a name stayed where it belongs). */
+export function isInside(folder: string, path: string): boolean {
+  const rel = relative(resolve(folder), resolve(path))
+  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep)
+}
