@@ -3,6 +3,7 @@ import { accountRegister, login, logout, renew, search, whoami } from './command
 import { answerCommand, callCommand, voicemailCommand } from './commands/calls.ts'
 import { contactsCommand, groupCommand, historyCommand, msgCommand, statusCommand } from './commands/chat.ts'
 import { dbClusterInit, dbClusterUp, dbSplit } from './commands/db.ts'
+import { filesCommand, sendFileCommand } from './commands/files.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
 import { daemonCommand, netCommand, supernodeCommand, whoisCommand } from './commands/node.ts'
@@ -35,6 +36,8 @@ export const COMMANDS: Command[] = [
   callCommand,
   answerCommand,
   voicemailCommand,
+  sendFileCommand,
+  filesCommand,
   ...notBuilt
 ]
 

@@ -15,6 +15,9 @@ import { chatRoutes } from './chat/api.ts'
 import { PresenceService } from './chat/presence.ts'
 import { ChatService } from './chat/service.ts'
 import { ChatStore } from './chat/store.ts'
+import { fileRoutes } from './files/api.ts'
+import { FileService } from './files/service.ts'
+import { FileStore } from './files/store.ts'
 import { PublicRanges } from './nat/ranges.ts'
 import { ParleyNode } from './node.ts'
 import type { Role } from './overlay/libp2p.ts'
@@ -59,6 +62,7 @@ export interface RunningDaemon {
   chat: ChatService
   presence: PresenceService
   calls: CallService
+  files: FileService
   api: LocalApi
   /** The daemon's events (`GET /v1/events`). */
   events: EventHub
@@ -261,6 +265,11 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   await calls.start()
   if (init.echo === true) echo = new EchoService({ chat, calls, me })
 
+  // Files: offers and transfers between this user's devices and their contacts'.
+  const fileStore = new FileStore(join(profile.dir, 'files.sqlite'))
+  const files = new FileService({ node, chat, store: fileStore, me, emit })
+  await files.start()
+
   const api = await startLocalApi(
     profile.dir,
     init.api ?? { host: '127.0.0.1', port: 0 },
@@ -310,7 +319,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         return { name: found.name, devices }
       }
     },
-    { events, routes: [chatRoutes(chat, presence), callRoutes(calls)] }
+    { events, routes: [chatRoutes(chat, presence), callRoutes(calls), fileRoutes(files)] }
   )
 
   let stopped: Promise<void> | undefined
@@ -321,6 +330,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     chat,
     presence,
     calls,
+    files,
     api,
     events,
     checkNat,
@@ -339,6 +349,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         events.close()
         await rm(join(profile.dir, API_FILE), { force: true })
         echo?.stop()
+        await files.stop()
         await calls.stop()
         await turn.stop()
         await presence.stop()
@@ -348,6 +359,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         cache.close()
         chatStore.close()
         callStore.close()
+        fileStore.close()
       })()
       await stopped
     }

@@ -3,9 +3,7 @@ import type { Command } from '../context.ts'
 
 /** Commands in CONTRACT.md whose features are not built yet: each says so, clearly, with exit 1. */
 const PLANNED: Array<[string[], string, string]> = [
-  [['up'], 'parley up [--data DIR] [--users a,b]', 'starts a whole network on this machine'],
-  [['send-file'], 'parley send-file NAME PATH', 'sends a file'],
-  [['files'], 'parley files list|accept ...', 'file transfers']
+  [['up'], 'parley up [--data DIR] [--users a,b]', 'starts a whole network on this machine']
 ]
 
 export const notBuilt: Command[] = PLANNED.map(([path, usage, summary]) => ({

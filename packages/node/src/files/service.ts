@@ -201,7 +201,12 @@ export class FileService {
       if (this.#active.has(t.id)) continue
       this.#active.add(t.id)
       void this.#fetch(t)
-        .catch((err: unknown) => this.#c.emit('file.retry', { id: t.id, reason: (err as Error).message }))
+        .catch((err: unknown) => {
+          // Tried again later; the transfer says why it waits.
+          const reason = `waiting to resume: ${(err as Error).message}`
+          if (this.#c.store.get(t.id, 'incoming')?.state === 'accepted') this.#c.store.update(t.id, 'incoming', { reason })
+          this.#c.emit('file.retry', { id: t.id, reason })
+        })
         .finally(() => this.#active.delete(t.id))
     }
   }

@@ -1,0 +1,128 @@
+// File transfer through the real `parley` program: a login server, a
+// supernode and two user daemons as processes on loopback, driven by
+// `parley send-file` and `parley files` as a user would; the receiving daemon
+// is killed (SIGKILL) in the middle of a transfer and started again.
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { parley, type RunningRole, startRole } from '@parley/testing'
+import { cliIn, until } from './support.ts'
+
+const PASSWORD = 'files test password 8'
+let dir: string
+let net: string
+const roles: RunningRole[] = []
+const daemons = new Map<string, RunningRole>()
+const cli = cliIn(() => dir)
+
+async function daemon(profile: string): Promise<RunningRole> {
+  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
+  roles.push(r)
+  daemons.set(profile, r)
+  return r
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const piece of createReadStream(path) as AsyncIterable<Buffer>) hash.update(piece)
+  return hash.digest('hex')
+}
+
+type Transfer = { id: string; direction: string; state: string; bytes: number; total: number; reason: string | null }
+const transfers = async (profile: string): Promise<Transfer[]> => (await cli(profile, ['files', 'list'])).transfers as Transfer[]
+
+describe('two users send each other files from the command line', () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-files-cli-'))
+    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
+    roles.push(login)
+    const net0 = join(dir, 'net0.json')
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
+    for (const [profile, name] of [
+      ['sn', 'files_super'],
+      ['alice', 'alice_fx'],
+      ['bob', 'bob_fx']
+    ] as const) {
+      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
+      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
+    }
+    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
+    roles.push(sn)
+    net = join(dir, 'net.json')
+    const seed = (sn.ready.addrs as string[])[0] as string
+    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
+    for (const profile of ['alice', 'bob']) await daemon(profile)
+    await cli('alice', ['contacts', 'add', 'bob_fx'])
+    await until(
+      'bob sees the request',
+      () => cli('bob', ['contacts', 'list']),
+      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'incoming'
+    )
+    await cli('bob', ['contacts', 'accept', 'alice_fx'])
+    await until(
+      'alice sees the acceptance',
+      () => cli('alice', ['contacts', 'list']),
+      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'accepted'
+    )
+  })
+  after(async () => {
+    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('sends a file: offered, accepted into a folder, there whole; and resumes after the receiver is killed mid-transfer', async () => {
+    const file = join(dir, 'video.bin')
+    // 32 MiB, written in pieces (the test's own memory stays small too).
+    for (let i = 0; i < 32; i++) await writeFile(file, randomBytes(1024 * 1024), { flag: 'a' })
+    const sent = await cli('alice', ['send-file', 'bob_fx', file])
+    assert.equal(sent.state, 'offered')
+    assert.equal(sent.bytes, 32 * 1024 * 1024)
+    const [offer] = await until(
+      'bob has the offer',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'offered')
+    )
+    assert.equal(offer?.direction, 'incoming')
+    const target = join(dir, 'downloads')
+    await mkdir(target)
+    await cli('bob', ['files', 'accept', String(sent.id), '--to', target])
+    // Killed as soon as part of the file is on bob's disk.
+    const partial = join(target, '.parley-incoming', String(sent.id), '0')
+    await until(
+      'part of the file arrives',
+      async () => (await stat(partial).catch(() => undefined))?.size ?? 0,
+      (size) => size > 0,
+      20_000
+    )
+    await daemons.get('bob')?.stop('SIGKILL')
+    const kept = (await stat(partial)).size
+    assert.ok(kept > 0 && kept < 32 * 1024 * 1024, `killed mid-transfer with ${kept} bytes on disk`)
+    await daemon('bob')
+    await until(
+      'done after the restart',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'done'),
+      120_000
+    )
+    assert.equal(await sha256(join(target, 'video.bin')), await sha256(file))
+    assert.deepEqual(await readdir(target), ['video.bin'], 'nothing left behind')
+    await until(
+      'alice sees it done',
+      () => transfers('alice'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'done')
+    )
+  })
+
+  it('says clearly when an offer cannot be made', async () => {
+    const missing = await parley(['send-file', 'bob_fx', join(dir, 'no-such-file'), '--data', join(dir, 'alice')])
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /does not exist/)
+    const stranger = await parley(['send-file', 'nobody_here', join(dir, 'video.bin'), '--data', join(dir, 'alice')])
+    assert.equal(stranger.code, 1)
+    assert.match(stranger.stderr, /did not take the offer/)
+  })
+})
