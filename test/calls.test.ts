@@ -10,48 +10,31 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { compareAudio, readWavForCall } from '@parley/calls'
-import { parley, type RunningRole, speechFile, startRole } from '@parley/testing'
-import { cliIn, until } from './support.ts'
+import { parley, speechFile } from '@parley/testing'
+import { befriend, cliIn, type SmallNetwork, startSmallNetwork, until } from './support.ts'
 
 const PASSWORD = 'calls test password 3'
 let dir: string
-let net: string
-const roles: RunningRole[] = []
-
+let network: SmallNetwork
 const cli = cliIn(() => dir)
 
 describe('two users call each other from the command line', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parley-calls-'))
-    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
-    roles.push(login)
-    const net0 = join(dir, 'net0.json')
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
-    for (const [profile, name] of [
-      ['sn', 'calls_super'],
-      ['alice', 'alice_tel'],
-      ['bob', 'bob_tel']
-    ] as const) {
-      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
-      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
-    }
-    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
-    roles.push(sn)
-    net = join(dir, 'net.json')
-    const seed = (sn.ready.addrs as string[])[0] as string
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
-    for (const profile of ['alice', 'bob']) roles.push(await startRole(['daemon', '--data', join(dir, profile), '--network', net]))
-    await cli('alice', ['contacts', 'add', 'bob_tel'])
-    await until(
-      'bob sees the request',
-      () => cli('bob', ['contacts', 'list']),
-      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'incoming'
-    )
-    await cli('bob', ['contacts', 'accept', 'alice_tel'])
+    network = await startSmallNetwork(dir, {
+      password: PASSWORD,
+      supernodes: [['sn', 'calls_super']],
+      users: [
+        ['alice', 'alice_tel'],
+        ['bob', 'bob_tel']
+      ]
+    })
+    for (const profile of ['alice', 'bob']) await network.daemon(profile)
+    await befriend(() => dir, ['alice', 'alice_tel'], ['bob', 'bob_tel'])
     await speechFile(join(dir, 'speech.wav'))
   })
   after(async () => {
-    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await network.stop()
     await rm(dir, { recursive: true, force: true })
   })
 

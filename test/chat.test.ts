@@ -6,23 +6,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { parley, type RunningRole, startRole } from '@parley/testing'
-import { cliIn, until } from './support.ts'
+import { parley } from '@parley/testing'
+import { cliIn, type SmallNetwork, startSmallNetwork, until } from './support.ts'
 
 const PASSWORD = 'chat test password 5'
 let dir: string
-const roles: RunningRole[] = []
-const daemons = new Map<string, RunningRole>()
-let net: string
-
+let network: SmallNetwork
 const cli = cliIn(() => dir)
-
-async function daemon(profile: string): Promise<RunningRole> {
-  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
-  roles.push(r)
-  daemons.set(profile, r)
-  return r
-}
 
 type Line = { id: string; from: string; text: string; state: string }
 const history = async (profile: string, other: string): Promise<Line[]> => (await cli(profile, ['history', other])).messages as Line[]
@@ -32,28 +22,19 @@ const contacts = async (profile: string): Promise<Array<{ name: string; state: s
 describe('two users chat from the command line: contacts, presence, offline messages, two devices', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parley-chat-'))
-    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
-    roles.push(login)
-    const net0 = join(dir, 'net0.json')
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
-    for (const [profile, name] of [
-      ['sn', 'chat_super'],
-      ['alice', 'alice_cli'],
-      ['bob', 'bob_cli']
-    ] as const) {
-      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
-      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
-    }
-    await cli('alice2', ['login', 'alice_cli', '--network', net0, '--password-stdin'], PASSWORD)
-    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
-    roles.push(sn)
-    net = join(dir, 'net.json')
-    const seed = (sn.ready.addrs as string[])[0] as string
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
-    for (const profile of ['alice', 'alice2', 'bob']) await daemon(profile)
+    network = await startSmallNetwork(dir, {
+      password: PASSWORD,
+      supernodes: [['sn', 'chat_super']],
+      users: [
+        ['alice', 'alice_cli'],
+        ['bob', 'bob_cli']
+      ],
+      devices: [['alice2', 'alice_cli']]
+    })
+    for (const profile of ['alice', 'alice2', 'bob']) await network.daemon(profile)
   })
   after(async () => {
-    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await network.stop()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -129,13 +110,13 @@ describe('two users chat from the command line: contacts, presence, offline mess
   })
 
   it('chats with one offline: stored, then delivered when back; a killed sender loses and doubles nothing', async () => {
-    await daemons.get('bob')?.stop()
+    await network.daemons.get('bob')?.stop()
     const stored = await cli('alice', ['msg', 'bob_cli', 'while you were away'])
     assert.equal(stored.state, 'stored')
     // The sender is killed right after the command returned, and comes back.
-    await daemons.get('alice')?.stop('SIGKILL')
-    await daemon('alice')
-    await daemon('bob')
+    await network.daemons.get('alice')?.stop('SIGKILL')
+    await network.daemon('alice')
+    await network.daemon('bob')
     const lines = await until(
       'bob gets it once back',
       () => history('bob', 'alice_cli'),

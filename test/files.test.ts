@@ -9,22 +9,13 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { parley, type RunningRole, startRole } from '@parley/testing'
-import { cliIn, until } from './support.ts'
+import { parley } from '@parley/testing'
+import { befriend, cliIn, type SmallNetwork, startSmallNetwork, until } from './support.ts'
 
 const PASSWORD = 'files test password 8'
 let dir: string
-let net: string
-const roles: RunningRole[] = []
-const daemons = new Map<string, RunningRole>()
+let network: SmallNetwork
 const cli = cliIn(() => dir)
-
-async function daemon(profile: string): Promise<RunningRole> {
-  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
-  roles.push(r)
-  daemons.set(profile, r)
-  return r
-}
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256')
@@ -38,39 +29,19 @@ const transfers = async (profile: string): Promise<Transfer[]> => (await cli(pro
 describe('two users send each other files from the command line', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parley-files-cli-'))
-    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
-    roles.push(login)
-    const net0 = join(dir, 'net0.json')
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
-    for (const [profile, name] of [
-      ['sn', 'files_super'],
-      ['alice', 'alice_fx'],
-      ['bob', 'bob_fx']
-    ] as const) {
-      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
-      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
-    }
-    const sn = await startRole(['supernode', '--data', join(dir, 'sn'), '--network', net0])
-    roles.push(sn)
-    net = join(dir, 'net.json')
-    const seed = (sn.ready.addrs as string[])[0] as string
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
-    for (const profile of ['alice', 'bob']) await daemon(profile)
-    await cli('alice', ['contacts', 'add', 'bob_fx'])
-    await until(
-      'bob sees the request',
-      () => cli('bob', ['contacts', 'list']),
-      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'incoming'
-    )
-    await cli('bob', ['contacts', 'accept', 'alice_fx'])
-    await until(
-      'alice sees the acceptance',
-      () => cli('alice', ['contacts', 'list']),
-      (r) => (r.contacts as Array<{ state: string }>)[0]?.state === 'accepted'
-    )
+    network = await startSmallNetwork(dir, {
+      password: PASSWORD,
+      supernodes: [['sn', 'files_super']],
+      users: [
+        ['alice', 'alice_fx'],
+        ['bob', 'bob_fx']
+      ]
+    })
+    for (const profile of ['alice', 'bob']) await network.daemon(profile)
+    await befriend(() => dir, ['alice', 'alice_fx'], ['bob', 'bob_fx'])
   })
   after(async () => {
-    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await network.stop()
     await rm(dir, { recursive: true, force: true })
   })
 
@@ -98,10 +69,10 @@ describe('two users send each other files from the command line', () => {
       (size) => size > 0,
       20_000
     )
-    await daemons.get('bob')?.stop('SIGKILL')
+    await network.daemons.get('bob')?.stop('SIGKILL')
     const kept = (await stat(partial)).size
     assert.ok(kept > 0 && kept < 32 * 1024 * 1024, `killed mid-transfer with ${kept} bytes on disk`)
-    await daemon('bob')
+    await network.daemon('bob')
     await until(
       'done after the restart',
       () => transfers('bob'),

@@ -8,76 +8,35 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { parley, type RunningRole, startRole } from '@parley/testing'
-import { cliIn, until } from './support.ts'
+import { befriend, cliIn, type SmallNetwork, startSmallNetwork, until } from './support.ts'
 
 const PASSWORD = 'mailbox test password 7'
 let dir: string
-let net: string
-const roles: RunningRole[] = []
-const daemons = new Map<string, RunningRole>()
-const supernodes: RunningRole[] = []
-
+let network: SmallNetwork
 const cli = cliIn(() => dir)
-
-async function daemon(profile: string): Promise<RunningRole> {
-  const r = await startRole(['daemon', '--data', join(dir, profile), '--network', net])
-  roles.push(r)
-  daemons.set(profile, r)
-  return r
-}
 
 type Line = { id: string; from: string; text: string; state: string }
 const history = async (profile: string, other: string): Promise<Line[]> => (await cli(profile, ['history', other])).messages as Line[]
 type ContactLine = { name: string; state: string; presence?: string; mood?: string }
 const contacts = async (profile: string): Promise<ContactLine[]> => (await cli(profile, ['contacts', 'list'])).contacts as ContactLine[]
 
-async function befriend(a: [string, string], b: [string, string]): Promise<void> {
-  await cli(a[0], ['contacts', 'add', b[1]])
-  await until(
-    `${b[1]} sees ${a[1]}'s request`,
-    () => contacts(b[0]),
-    (c) => c.some((x) => x.name === a[1] && x.state === 'incoming')
-  )
-  await cli(b[0], ['contacts', 'accept', a[1]])
-  await until(
-    `${a[1]} sees the acceptance`,
-    () => contacts(a[0]),
-    (c) => c.some((x) => x.name === b[1] && x.state === 'accepted')
-  )
-}
-
 describe('offline messages with three mailbox supernodes, one of them killed; a blocked user reaches nothing', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parley-mailboxes-'))
-    const login = await startRole(['login-server', '--data', join(dir, 'login'), '--listen', '127.0.0.1:0'])
-    roles.push(login)
-    const net0 = join(dir, 'net0.json')
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net0])).code, 0)
-    const users = [
-      ['sn1', 'mb_super_1'],
-      ['sn2', 'mb_super_2'],
-      ['sn3', 'mb_super_3'],
-      ['carol', 'carol_mb'],
-      ['dan', 'dan_mb'],
-      ['eve', 'eve_mb']
-    ] as const
-    for (const [profile, name] of users) {
-      await cli(profile, ['account', 'register', name, '--network', net0, '--password-stdin'], PASSWORD)
-      await cli(profile, ['login', name, '--password-stdin'], PASSWORD)
-    }
-    const first = await startRole(['supernode', '--data', join(dir, 'sn1'), '--network', net0])
-    roles.push(first)
-    supernodes.push(first)
-    const seed = (first.ready.addrs as string[])[0] as string
-    net = join(dir, 'net.json')
-    assert.equal((await parley(['network', 'init', '--login', String(login.ready.url), '--out', net, '--seed', seed])).code, 0)
-    for (const profile of ['sn2', 'sn3']) {
-      const sn = await startRole(['supernode', '--data', join(dir, profile), '--network', net])
-      roles.push(sn)
-      supernodes.push(sn)
-    }
-    for (const profile of ['carol', 'dan', 'eve']) await daemon(profile)
+    network = await startSmallNetwork(dir, {
+      password: PASSWORD,
+      supernodes: [
+        ['sn1', 'mb_super_1'],
+        ['sn2', 'mb_super_2'],
+        ['sn3', 'mb_super_3']
+      ],
+      users: [
+        ['carol', 'carol_mb'],
+        ['dan', 'dan_mb'],
+        ['eve', 'eve_mb']
+      ]
+    })
+    for (const profile of ['carol', 'dan', 'eve']) await network.daemon(profile)
     // Every daemon links to all three supernodes (the default is 3).
     for (const profile of ['carol', 'dan', 'eve'])
       await until(
@@ -85,21 +44,21 @@ describe('offline messages with three mailbox supernodes, one of them killed; a 
         () => cli(profile, ['net']),
         (r) => ((r.supernodes as unknown[] | undefined) ?? []).length === 3
       )
-    await befriend(['carol', 'carol_mb'], ['dan', 'dan_mb'])
-    await befriend(['eve', 'eve_mb'], ['dan', 'dan_mb'])
+    await befriend(() => dir, ['carol', 'carol_mb'], ['dan', 'dan_mb'])
+    await befriend(() => dir, ['eve', 'eve_mb'], ['dan', 'dan_mb'])
   })
   after(async () => {
-    for (const r of roles.reverse()) await r.stop().catch(() => null)
+    await network.stop()
     await rm(dir, { recursive: true, force: true })
   })
 
   it('delivers a message stored while the recipient was away, although one of the three mailboxes was killed', async () => {
-    await daemons.get('dan')?.stop()
+    await network.daemons.get('dan')?.stop()
     const sent = await cli('carol', ['msg', 'dan_mb', 'kept for you on three supernodes'])
     assert.equal(sent.state, 'stored')
     // One of the three replicas dies before dan is back.
-    await supernodes[1]?.stop('SIGKILL')
-    await daemon('dan')
+    await network.supernodes[1]?.stop('SIGKILL')
+    await network.daemon('dan')
     const lines = await until(
       'dan gets it from the two mailboxes left',
       () => history('dan', 'carol_mb'),

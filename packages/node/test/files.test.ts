@@ -18,7 +18,7 @@ import {
   type ParleyNode,
   pathProblem
 } from '../src/index.ts'
-import { startLoopbackNode } from './support.ts'
+import { befriend, startLoopbackNode, until } from './support.ts'
 
 // File transfer between in-process peers on loopback TCP: real libp2p streams, real files on disk.
 
@@ -63,21 +63,6 @@ async function startPeer(name: string, reuse: { device?: KeyPair; chat?: ChatSto
   }
   peers.push(peer)
   return peer
-}
-
-async function befriend(a: Peer, b: Peer): Promise<void> {
-  await a.chat.addContact(b.name)
-  await until(`${b.name} sees the request`, () => b.chat.contacts().some((c) => c.name === a.name))
-  await b.chat.acceptContact(a.name)
-  await until(`${a.name} sees the acceptance`, () => a.chat.isContact(b.name))
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const started = performance.now()
-  while (!check()) {
-    if (performance.now() - started > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
 }
 
 const sha = async (path: string): Promise<string> =>

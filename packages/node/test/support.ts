@@ -1,6 +1,6 @@
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
 import type { TestNetwork } from '@parley/testing'
-import { ParleyNode, type Role } from '../src/index.ts'
+import { type ChatService, ParleyNode, type Role } from '../src/index.ts'
 
 /** A started node on the memory transport, logged in to `network` as `name`. */
 export async function startMemoryNode(
@@ -47,4 +47,21 @@ export async function startLoopbackNode(
     await node.records.publish({ addrs: node.addresses, presence: 'online' })
   }
   return node
+}
+
+/** Waits until `check` holds (every 20 ms), or fails saying what did not happen. */
+export async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const started = performance.now()
+  while (!check()) {
+    if (performance.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Makes two users contacts (a request accepted), as they would be before calling or sending files. */
+export async function befriend(a: { name: string; chat: ChatService }, b: { name: string; chat: ChatService }): Promise<void> {
+  await a.chat.addContact(b.name)
+  await until(`${b.name} sees the request`, () => b.chat.contacts().some((c) => c.name === a.name))
+  await b.chat.acceptContact(a.name)
+  await until(`${a.name} sees the acceptance`, () => a.chat.isContact(b.name))
 }
