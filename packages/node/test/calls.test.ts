@@ -499,7 +499,9 @@ describe('a conference hosted by one participant, who mixes', () => {
     for (const id of [first, second, third, fourth]) await host.calls.hangUp(id)
     await Promise.all(guests.map(async (g, i) => await g.calls.ended([first, second, third, fourth][i] as string)))
     const heard = (p: Peer, id: string): Int16Array => p.calls.recording(id) as Int16Array
-    const hears = (recording: Int16Array, said: Int16Array): boolean => compareAudio(said, recording).pass
+    // Mixed audio passes through two calls and the host's mixer: a little looser than one call (0.7, where
+    // silence, another sentence or chopped speech score 0 to 0.6).
+    const hears = (recording: Int16Array, said: Int16Array): boolean => compareAudio(said, recording, { threshold: 0.7 }).pass
     // Each participant's recording holds both others' speech, and not their own.
     assert.ok(hears(heard(bea, first), sentences.cyd), 'bea hears cyd')
     assert.ok(hears(heard(bea, first), sentences.host), 'bea hears the host')

@@ -265,8 +265,11 @@ export const LIMITS = {
     historyMax: 10_000,
     /** Participants in a conference this device hosts (each on its own call with the host). */
     conferenceMax: 8,
-    /** A conference participant's audio waiting to be mixed is trimmed to this (delay never builds up). */
-    mixBacklogMs: 200,
+    /**
+     * A conference participant's audio waiting to be mixed is trimmed to this, so that delay never builds up
+     * past it (long enough to ride out a busy host's event loop without cutting speech).
+     */
+    mixBacklogMs: 500,
     /** The echo test contact records this much of a call, then plays it back. */
     echoRecordMs: 5_000,
     /** TURN credentials a supernode hands out live this long at most (never past the peer's own credential). */
