@@ -47,11 +47,11 @@ describe('two users send each other files from the command line', () => {
 
   it('sends a file: offered, accepted into a folder, there whole; and resumes after the receiver is killed mid-transfer', async () => {
     const file = join(dir, 'video.bin')
-    // 32 MiB, written in pieces (the test's own memory stays small too).
-    for (let i = 0; i < 32; i++) await writeFile(file, randomBytes(1024 * 1024), { flag: 'a' })
+    // 128 MiB, written in pieces (the test's own memory stays small too): long enough to be killed in the middle.
+    for (let i = 0; i < 128; i++) await writeFile(file, randomBytes(1024 * 1024), { flag: 'a' })
     const sent = await cli('alice', ['send-file', 'bob_fx', file])
     assert.equal(sent.state, 'offered')
-    assert.equal(sent.bytes, 32 * 1024 * 1024)
+    assert.equal(sent.bytes, 128 * 1024 * 1024)
     const [offer] = await until(
       'bob has the offer',
       () => transfers('bob'),
@@ -71,7 +71,7 @@ describe('two users send each other files from the command line', () => {
     )
     await network.daemons.get('bob')?.stop('SIGKILL')
     const kept = (await stat(partial)).size
-    assert.ok(kept > 0 && kept < 32 * 1024 * 1024, `killed mid-transfer with ${kept} bytes on disk`)
+    assert.ok(kept > 0 && kept < 128 * 1024 * 1024, `killed mid-transfer with ${kept} bytes on disk`)
     await network.daemon('bob')
     await until(
       'done after the restart',

@@ -317,8 +317,8 @@ export const LIMITS = {
     stallMs: 30_000,
     /** Accepted transfers not finished are tried again this often (a peer that went away, a restart). */
     retryEveryMs: 5_000,
-    /** Chunks a receiving stream may hold before it is read (the sender is paused while a chunk goes to disk). */
-    readBufferChunks: 16,
+    /** Chunks a sender may have in flight before the recipient says it wrote one (flow control, bounded memory). */
+    windowChunks: 8,
     /** Transfers moving at once on one device (more wait their turn); chunks are interleaved between them. */
     concurrent: 4,
     /** Offers from one other user a minute, and at once. */

@@ -27,7 +27,9 @@ import type { FileStore, OfferedFile, Transfer } from './store.ts'
  *   again after a dropped connection or a restart of either side): answered
  *   `{"t":"sending","size"}` then binary frames, each the SHA-256 of a chunk
  *   and the chunk (LIMITS.files.chunkBytes, the last shorter), from `offset`
- *   (a chunk boundary) to the end; or refused.
+ *   (a chunk boundary) to the end, at most LIMITS.files.windowChunks ahead of
+ *   the recipient, which answers each chunk it has written with
+ *   `{"t":"more"}`; or refused.
  * - `{"t":"cancel","id","reason"}` either way.
  *
  * The recipient writes each file under a hidden folder of the target
@@ -39,6 +41,7 @@ import type { FileStore, OfferedFile, Transfer } from './store.ts'
 export const FILE_PROTOCOL = '/parley/file/1.0.0'
 
 const HASH_BYTES = 32
+const MORE = new TextEncoder().encode('{"t":"more"}')
 const PARTIAL_DIR = '.parley-incoming'
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -326,7 +329,7 @@ export class FileService {
     if (stream === undefined) throw lastError ?? new Error(`no device of ${t.peer} is online`)
     const lp = lpStream(stream, {
       maxDataLength: LIMITS.files.chunkBytes + HASH_BYTES,
-      maxBufferSize: LIMITS.files.readBufferChunks * (LIMITS.files.chunkBytes + HASH_BYTES)
+      maxBufferSize: (LIMITS.files.windowChunks + 1) * (LIMITS.files.chunkBytes + HASH_BYTES + 8)
     })
     const stall = (): AbortSignal => AbortSignal.timeout(LIMITS.files.stallMs)
     await lp.write(encoder.encode(JSON.stringify({ t: 'get', id: t.id, file: index, offset })), { signal: stall() })
@@ -362,16 +365,13 @@ export class FileService {
         const digest = createHash('sha256').update(chunk).digest()
         if (!digest.equals(frame.subarray(0, HASH_BYTES)))
           throw new Error(`${file.path}: a chunk does not match its hash (damaged on the way)`)
-        // Backpressure: the sender waits (the muxer's window) while the chunk goes to disk. No sync per chunk:
-        // after a crash, what did not reach the disk fails its kept hash on resume and is fetched again.
-        stream.pause()
-        try {
-          await data.write(chunk)
-          await hashes.write(digest)
-        } finally {
-          stream.resume()
-        }
+        // No sync per chunk: after a crash, what did not reach the disk fails its kept hash on resume and is
+        // fetched again.
+        await data.write(chunk)
+        await hashes.write(digest)
         at += chunk.length
+        // Flow control: one more chunk may come for each one written (the sender has at most a window in flight).
+        if (at < file.size) await lp.write(MORE, { signal: stall() })
         progress(at - offset)
       }
       await data.datasync()
@@ -491,7 +491,15 @@ export class FileService {
     const reader = createReadStream(source, { start: offset, highWaterMark: LIMITS.files.chunkBytes })
     let pending: Buffer<ArrayBufferLike> = Buffer.alloc(0)
     let sent = offset
+    // Flow control: a window of chunks, then one more for each `more` the recipient sends as it writes them.
+    let credit: number = LIMITS.files.windowChunks
     const flush = async (chunk: Buffer<ArrayBufferLike>): Promise<void> => {
+      while (credit === 0) {
+        const more = parseControl((await lp.read({ signal: signal() })).subarray())
+        if (more.t !== 'more') throw new Error(`expected more, got ${more.t}`)
+        credit++
+      }
+      credit--
       const frame = Buffer.allocUnsafe(HASH_BYTES + chunk.length)
       createHash('sha256').update(chunk).digest().copy(frame, 0)
       chunk.copy(frame, HASH_BYTES)
