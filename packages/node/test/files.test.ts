@@ -99,6 +99,7 @@ describe('sending files between two devices', () => {
     await writeFile(join(source, 'empty'), '')
     const offer = await sam.files.send('tom_files', [source])
     assert.equal(offer.files.length, 3)
+    assert.match(offer.id, /^[0-9a-f]{36}$/, 'an id a command line takes as it is (never starting with -)')
     await until('tom has the offer', () => tom.files.get(offer.id)?.state === 'offered')
     const target = join(dir, 'tom-downloads')
     await tom.files.accept(offer.id, target)

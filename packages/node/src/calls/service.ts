@@ -1019,8 +1019,9 @@ export class CallService {
   }
 }
 
+/** Hex: an id never starts with '-' (a command line would take it for an option). */
 function newCallId(): string {
-  return randomBytes(18).toString('base64url')
+  return randomBytes(18).toString('hex')
 }
 
 function iceSignal(

@@ -116,7 +116,8 @@ export class FileService {
     const total = files.reduce((n, f) => n + f.size, 0)
     if (policy.maxBytes !== null && total > policy.maxBytes)
       throw new ParleyError('NOT_ALLOWED', `this machine's policy allows at most ${policy.maxBytes} bytes per transfer (${policy.source})`)
-    const id = randomBytes(18).toString('base64url')
+    // Hex: an id never starts with '-' (a command line would take it for an option).
+    const id = randomBytes(18).toString('hex')
     const offer = encoder.encode(JSON.stringify({ t: 'offer', id, files }))
     if (offer.length > LIMITS.files.offerMaxBytes) throw new ParleyError('PAYLOAD_TOO_LARGE', 'too many files in one offer')
     this.#c.store.add({ id, direction: 'outgoing', peer: to, files, sources, state: 'offered', total })
