@@ -44,7 +44,7 @@ type Report = Record<string, unknown>
  */
 async function selectedPair(pc: RTCPeerConnection): Promise<{ stats: RTCStatsReport; pair: Report }> {
   let last: Report | undefined
-  const deadline = Date.now() + 5000
+  const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
     const stats = await pc.getStats()
     const reports = [...stats.values()] as Report[]
