@@ -1,5 +1,6 @@
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
 import { LIMITS } from '@parley/protocol'
+import { openDatabase } from '../store/sqlite.ts'
 
 /**
  * How a call ended, from this device's side: `completed` (it was connected),
@@ -50,32 +51,31 @@ export interface CallQualitySummary {
   lossFraction: number | null
 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    video INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    started_at INTEGER NOT NULL,
+    answered_at INTEGER,
+    ended_at INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    path TEXT,
+    quality TEXT,
+    setup_ms REAL
+  );
+  CREATE INDEX IF NOT EXISTS calls_by_time ON calls (started_at);
+`
+
 /** The call history of one device (`calls.sqlite` in the profile): one row per call, written when it ends. */
 export class CallStore {
   readonly #db: DatabaseSync
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path)
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = FULL;
-      CREATE TABLE IF NOT EXISTS calls (
-        id TEXT PRIMARY KEY,
-        direction TEXT NOT NULL,
-        peer TEXT NOT NULL,
-        video INTEGER NOT NULL,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        started_at INTEGER NOT NULL,
-        answered_at INTEGER,
-        ended_at INTEGER NOT NULL,
-        seconds REAL NOT NULL,
-        path TEXT,
-        quality TEXT,
-        setup_ms REAL
-      );
-      CREATE INDEX IF NOT EXISTS calls_by_time ON calls (started_at);
-    `)
+    this.#db = openDatabase(path, SCHEMA)
   }
 
   add(record: CallRecord): void {

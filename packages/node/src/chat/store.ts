@@ -1,4 +1,5 @@
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
+import { openDatabase } from '../store/sqlite.ts'
 
 /**
  * The daemon's chat database (`<profile>/chat.sqlite`, node:sqlite): every
@@ -65,84 +66,83 @@ export interface OutboxEntry {
 
 const STATE_RANK: Record<MessageState, number> = { received: 0, pending: 0, stored: 1, delivered: 2, read: 3, refused: 4 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS envelopes (
+    id TEXT PRIMARY KEY,
+    conv TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    author TEXT NOT NULL,
+    device TEXT NOT NULL,
+    lamport INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL,
+    target TEXT,
+    edit_text TEXT,
+    raw BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS envelopes_conv ON envelopes (conv, lamport, id);
+  CREATE INDEX IF NOT EXISTS envelopes_target ON envelopes (target) WHERE target IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    conv TEXT NOT NULL,
+    author TEXT NOT NULL,
+    device TEXT NOT NULL,
+    lamport INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    reply_to TEXT,
+    edited INTEGER NOT NULL DEFAULT 0,
+    edit_lamport INTEGER,
+    edit_id TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS messages_order ON messages (conv, lamport, id);
+  CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (text, content = 'messages', content_rowid = 'seq');
+  CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+  END;
+  CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+  END;
+  CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF text ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+    INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+  END;
+  CREATE TABLE IF NOT EXISTS outbox (
+    envelope_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    device TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    PRIMARY KEY (envelope_id, device)
+  );
+  CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+  CREATE TABLE IF NOT EXISTS contacts (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    message TEXT,
+    updated_at INTEGER NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    version_device TEXT NOT NULL DEFAULT ''
+  );
+  CREATE TABLE IF NOT EXISTS devices (
+    name TEXT NOT NULL,
+    peer_id TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (name, peer_id)
+  );
+  CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`
+
 export class ChatStore {
   readonly #db: DatabaseSync
 
   /** `path` ':memory:' for tests. */
   constructor(path: string) {
-    this.#db = new DatabaseSync(path)
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = FULL;
-      CREATE TABLE IF NOT EXISTS envelopes (
-        id TEXT PRIMARY KEY,
-        conv TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        author TEXT NOT NULL,
-        device TEXT NOT NULL,
-        lamport INTEGER NOT NULL,
-        sent_at INTEGER NOT NULL,
-        target TEXT,
-        edit_text TEXT,
-        raw BLOB NOT NULL,
-        received_at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS envelopes_conv ON envelopes (conv, lamport, id);
-      CREATE INDEX IF NOT EXISTS envelopes_target ON envelopes (target) WHERE target IS NOT NULL;
-      CREATE TABLE IF NOT EXISTS messages (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        conv TEXT NOT NULL,
-        author TEXT NOT NULL,
-        device TEXT NOT NULL,
-        lamport INTEGER NOT NULL,
-        sent_at INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        reply_to TEXT,
-        edited INTEGER NOT NULL DEFAULT 0,
-        edit_lamport INTEGER,
-        edit_id TEXT,
-        deleted INTEGER NOT NULL DEFAULT 0,
-        state TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS messages_order ON messages (conv, lamport, id);
-      CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (text, content = 'messages', content_rowid = 'seq');
-      CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
-      END;
-      CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
-      END;
-      CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF text ON messages BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.seq, old.text);
-        INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
-      END;
-      CREATE TABLE IF NOT EXISTS outbox (
-        envelope_id TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        device TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_at INTEGER NOT NULL,
-        PRIMARY KEY (envelope_id, device)
-      );
-      CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
-      CREATE TABLE IF NOT EXISTS contacts (
-        name TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        message TEXT,
-        updated_at INTEGER NOT NULL,
-        version INTEGER NOT NULL DEFAULT 0,
-        version_device TEXT NOT NULL DEFAULT ''
-      );
-      CREATE TABLE IF NOT EXISTS devices (
-        name TEXT NOT NULL,
-        peer_id TEXT NOT NULL,
-        last_seen INTEGER NOT NULL,
-        PRIMARY KEY (name, peer_id)
-      );
-      CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    `)
+    this.#db = openDatabase(path, SCHEMA)
     // A contacts table from before contact states had versions.
     const columns = this.#db.prepare('PRAGMA table_info(contacts)').all() as Array<{ name: string }>
     if (!columns.some((c) => c.name === 'version'))
@@ -239,6 +239,16 @@ export class ChatStore {
     const rows = this.#db.prepare('SELECT raw FROM envelopes WHERE kind = ? ORDER BY lamport, id LIMIT ?').all(kind, limit) as Array<{
       raw: Uint8Array
     }>
+    return rows.map((r) => r.raw)
+  }
+
+  /** The parts of one voicemail (envelopes of kind 'voicemail' whose body names this call), oldest first. */
+  voicemailEnvelopes(call: string, limit: number): Uint8Array[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT raw FROM envelopes WHERE kind = 'voicemail' AND json_extract(CAST(raw AS TEXT), '$.body.call') = ? ORDER BY lamport, id LIMIT ?`
+      )
+      .all(call, limit) as Array<{ raw: Uint8Array }>
     return rows.map((r) => r.raw)
   }
 

@@ -1,4 +1,5 @@
-import { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync } from 'node:sqlite'
+import { openDatabase } from '../store/sqlite.ts'
 
 /** One file of an offer: its path in the offer (POSIX, relative), size and SHA-256 (hex). */
 export interface OfferedFile {
@@ -27,6 +28,24 @@ export interface Transfer {
   updatedAt: number
 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS transfers (
+    id TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    files TEXT NOT NULL,
+    sources TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    folder TEXT,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (id, direction)
+  );
+`
+
 /**
  * Transfers of one device (`files.sqlite` in the profile): offers sent (with
  * where each file is read from, kept here only) and offers received, their
@@ -36,26 +55,7 @@ export class FileStore {
   readonly #db: DatabaseSync
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path)
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = FULL;
-      CREATE TABLE IF NOT EXISTS transfers (
-        id TEXT NOT NULL,
-        direction TEXT NOT NULL,
-        peer TEXT NOT NULL,
-        files TEXT NOT NULL,
-        sources TEXT,
-        state TEXT NOT NULL,
-        reason TEXT,
-        folder TEXT,
-        bytes INTEGER NOT NULL DEFAULT 0,
-        total INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        PRIMARY KEY (id, direction)
-      );
-    `)
+    this.#db = openDatabase(path, SCHEMA)
   }
 
   add(t: Omit<Transfer, 'createdAt' | 'updatedAt' | 'bytes' | 'reason' | 'folder'> & { sources?: string[] }, now = Date.now()): boolean {
