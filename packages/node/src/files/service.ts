@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
-import { basename, dirname, join, relative, resolve, sep } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -219,6 +219,12 @@ export class FileService {
     const folder = t.folder as string
     const staging = join(folder, PARTIAL_DIR, t.id)
     await mkdir(staging, { recursive: true })
+    // The sender's devices, looked up once per attempt (and only when a file still needs bytes).
+    let devices: Promise<string[]> | undefined
+    const devicesOfSender = async (): Promise<string[]> => {
+      devices ??= this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])
+      return await devices
+    }
     let kept = 0
     const started = performance.now()
     let fetched = 0
@@ -228,7 +234,7 @@ export class FileService {
       await (await open(partial, 'a')).close()
       const have = await this.#verifiedPrefix(partial, file)
       if (have < file.size) {
-        await this.#fetchFile(t, index, partial, have, (n) => {
+        await this.#fetchFile(t, index, partial, have, await devicesOfSender(), (n) => {
           fetched += n
           const now = performance.now()
           if (now - lastEvent > 500) {
@@ -314,12 +320,19 @@ export class FileService {
     return good
   }
 
-  /** One file from `offset`: frames checked and appended, the hash of each kept beside it. */
-  async #fetchFile(t: Transfer, index: number, partial: string, offset: number, progress: (bytes: number) => void): Promise<void> {
+  /** One file from `offset`, from the first of `devices` that answers: frames checked and appended, the hash of each kept beside it. */
+  async #fetchFile(
+    t: Transfer,
+    index: number,
+    partial: string,
+    offset: number,
+    devices: string[],
+    progress: (bytes: number) => void
+  ): Promise<void> {
     const file = t.files[index] as OfferedFile
     let stream: Stream | undefined
     let lastError: Error | undefined
-    for (const device of await this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])) {
+    for (const device of devices) {
       try {
         stream = await this.#open(device)
         break
@@ -582,10 +595,4 @@ async function freeName(target: string): Promise<string> {
     const candidate = join(dir, `${stem} (${n})${ext}`)
     if ((await stat(candidate).catch(() => undefined)) === undefined) return candidate
   }
-}
-
-/** Whether `path` is inside `folder` (for checks that a name stayed where it belongs). */
-export function isInside(folder: string, path: string): boolean {
-  const rel = relative(resolve(folder), resolve(path))
-  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep)
 }
