@@ -134,6 +134,8 @@ interface Call {
   negotiating: Promise<void>
   /** A conference host: other participants' video tracks it forwards into this call, by track id. */
   forwarded: Map<string, RtpSender>
+  /** Outgoing, before an answer: why each device that said no said it. */
+  rejections: RejectReason[]
 }
 
 const FINAL_STATES = new Set<CallState>(['ended'])
@@ -545,7 +547,6 @@ export class CallService {
       case 'reject':
         channel.close()
         call.channels.delete(channel.device)
-        this.#rejectedBy.set(`${call.view.id}/${channel.device}`, signal.reason)
         this.#afterDeviceGone(call, signal.reason)
         return
       case 'refused':
@@ -558,16 +559,12 @@ export class CallService {
     }
   }
 
-  readonly #rejectedBy = new Map<string, RejectReason>()
-
   /** A device declined or went away before anyone answered: the call ends once none is left ringing. */
   #afterDeviceGone(call: Call, reason: RejectReason | 'gone'): void {
     if (call.winner !== undefined || call.view.state === 'ended') return
-    const key = `${call.view.id}/`
-    const reasons = [...this.#rejectedBy.entries()].filter(([k]) => k.startsWith(key)).map(([, r]) => r)
-    if (reason !== 'gone') reasons.push(reason)
+    if (reason !== 'gone') call.rejections.push(reason)
     if (call.channels.size > 0) return
-    for (const k of [...this.#rejectedBy.keys()]) if (k.startsWith(key)) this.#rejectedBy.delete(k)
+    const reasons = call.rejections
     if (reasons.includes('busy')) this.#finish(call, 'busy', `${call.view.peer} is busy`)
     else if (reasons.includes('declined')) this.#finish(call, 'declined', `${call.view.peer} declined`)
     else if (reasons.includes('not-allowed')) this.#finish(call, 'declined', `${call.view.peer} takes calls from contacts only`)
@@ -919,6 +916,7 @@ export class CallService {
       answerWaiters: [],
       negotiating: Promise.resolve(),
       forwarded: new Map(),
+      rejections: [],
       channels: new Map(),
       winner: undefined,
       media: undefined,
