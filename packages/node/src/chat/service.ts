@@ -313,14 +313,18 @@ export class ChatService {
     return [...byCall.values()].sort((a, b) => b.at - a.at)
   }
 
+  /** The parts of one voicemail that others left here, as they came. */
+  #voicemailEnvelopes(call: string): Envelope[] {
+    const me = this.#c.me()
+    return this.#c.store
+      .voicemailEnvelopes(call, LIMITS.messaging.voicemailMaxParts * LIMITS.calls.historyMax)
+      .map((raw) => decodeEnvelope(raw))
+      .filter((e) => e.from !== me)
+  }
+
   /** The parts of one voicemail, in order; undefined until all of them are here. */
   voicemailParts(call: string): VoicemailBody[] | undefined {
-    const me = this.#c.me()
-    const parts = this.#c.store
-      .envelopesByKind('voicemail', LIMITS.messaging.voicemailMaxParts * LIMITS.calls.historyMax)
-      .map((raw) => decodeEnvelope(raw))
-      .filter((e) => e.from !== me && e.body.call === call)
-      .map((e) => e.body as unknown as VoicemailBody)
+    const parts = this.#voicemailEnvelopes(call).map((e) => e.body as unknown as VoicemailBody)
     const total = parts[0]?.parts
     if (total === undefined) return undefined
     const ordered: VoicemailBody[] = []
@@ -905,9 +909,21 @@ export class ChatService {
       case 'voicemail': {
         // A part of a voicemail; once all parts are here, it is announced whole.
         if (other === undefined) return
-        const call = String(envelope.body.call)
-        const view = this.voicemails().find((v) => v.call === call)
-        if (view?.complete === true) this.#c.emit('voicemail.received', view)
+        // Only this call's parts are looked at (and only when the last one may have come).
+        const body = envelope.body as unknown as VoicemailBody
+        const parts = this.#voicemailEnvelopes(body.call).filter((e) => e.from === envelope.from)
+        if (parts.length < body.parts) return
+        const at = Math.min(...parts.map((e) => e.sentAt))
+        const view: VoicemailView = {
+          call: body.call,
+          from: envelope.from,
+          at,
+          seconds: body.seconds,
+          parts: body.parts,
+          received: parts.length,
+          complete: true
+        }
+        this.#c.emit('voicemail.received', view)
         return
       }
       case 'group':
