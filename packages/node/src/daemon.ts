@@ -53,6 +53,25 @@ export interface DaemonInit {
   relayMediaOnly?: boolean
   /** Runs this user as the echo test contact: accepts every contact, answers calls and plays back what it heard. */
   echo?: boolean
+  /** Sent to the login server with a sign-in from the local API (its version check). */
+  clientVersion?: string
+  /** A name the web client's sign-up form offers first (`parley up --users alice`). */
+  nameHint?: string
+  /** The built web client served at `/`. Default: @parley/web's dist folder, when built. */
+  webRoot?: string
+}
+
+/** What `GET /v1/session` says: whether this device is signed in, and as whom. */
+export interface SessionView {
+  signedIn: boolean
+  name: string | null
+  displayName: string | null
+  peerId: string
+  /** The network's login server. */
+  login: string
+  /** For the sign-up form: the name `parley up --users` gave this daemon, until it is signed in once. */
+  suggestedName: string | null
+  expiresAt: string | null
 }
 
 export interface RunningDaemon {
@@ -68,6 +87,8 @@ export interface RunningDaemon {
   events: EventHub
   /** Runs the NAT and firewall determination now and applies it (role, relays, record). */
   checkNat(): Promise<void>
+  /** This device's session: signed in or not, as whom. */
+  session(): Promise<SessionView>
   stop(): Promise<void>
 }
 
@@ -85,12 +106,9 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   const device = await profile.deviceKey()
   const verifier = new CredentialVerifier(network.keys)
   const login = new LoginClient({ url: network.login })
+  // Signed out (never logged in, or logged out) the daemon still serves the local API and the web client, whose
+  // sign-in brings it online; it stays off the overlay until then.
   let grant: CredentialGrant | undefined = await profile.credential()
-  if (grant === undefined)
-    throw new ParleyError(
-      'NOT_LOGGED_IN',
-      `the profile ${profile.dir} is not logged in: run "parley login NAME --data ${profile.dir}" first`
-    )
   const valid = (): string | undefined =>
     grant !== undefined && verifier.verify(grant.credential, { deviceKey: device.publicKey }).ok ? grant.credential : undefined
   // A network whose seeds are all private or loopback addresses is a private deployment: keep such addresses in the DHT.
@@ -109,7 +127,11 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   await node.start()
   const cache = new HostCache(join(profile.dir, 'node.sqlite'))
   const targetFor = (role: Role): number => init.targetSupernodes ?? (role === 'supernode' ? 8 : 3)
-  const links = new SupernodeLinks(node, cache, { target: targetFor(init.role), seeds: network.seeds })
+  const links = new SupernodeLinks(node, cache, {
+    target: targetFor(init.role),
+    seeds: network.seeds,
+    online: () => valid() !== undefined
+  })
   await links.start()
   const relays = new RelayReservations(node, links)
 
@@ -214,16 +236,20 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     renewal.unref()
   }
   const renew = async (): Promise<void> => {
+    const current = grant
     try {
-      if (grant === undefined) return
-      const next = await login.renew({ device, credential: grant.credential })
+      if (current === undefined) return
+      const next = await login.renew({ device, credential: current.credential })
       if (!verifier.verify(next.credential, { deviceKey: device.publicKey }).ok) throw new Error('renewed credential does not verify')
+      // Signed out (or in again) while the renewal was under way: that newer session stands.
+      if (grant !== current) return
       grant = next
       await profile.saveCredential(next)
       emit('credential.renewed', { expiresAt: next.expiresAt })
       await publish()
       scheduleRenewal()
     } catch {
+      if (grant !== current) return
       renewal = setTimeout(() => void renew(), 60_000)
       renewal.unref()
     }
@@ -270,10 +296,100 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   const files = new FileService({ node, chat, store: fileStore, me, emit })
   await files.start()
 
+  // The session: the web client signs up, in and out here (the command line's login writes the same profile).
+  const session = async (): Promise<SessionView> => {
+    const owner = await profile.owner()
+    const signedIn = valid() !== undefined
+    return {
+      signedIn,
+      name: signedIn ? (grant?.name ?? null) : null,
+      displayName: signedIn && owner?.name === grant?.name ? (owner?.displayName ?? null) : null,
+      peerId: node.peerId,
+      login: network.login,
+      suggestedName: owner?.name ?? init.nameHint ?? null,
+      expiresAt: signedIn ? (grant?.expiresAt ?? null) : null
+    }
+  }
+  let switching: Promise<unknown> = Promise.resolve()
+  /** One sign-in or sign-out at a time. */
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = switching.then(work, work)
+    switching = next.catch(() => {})
+    return next
+  }
+  const signIn = (name: string, password: string, displayName: string | null): Promise<SessionView> =>
+    serially(async () => {
+      const owner = await profile.owner()
+      if (owner !== undefined && owner.name !== name)
+        throw new ParleyError(
+          'NOT_ALLOWED',
+          `this device's profile belongs to ${owner.name}: sign in as ${owner.name}, or run another daemon with its own --data folder`
+        )
+      const next = await login.login({
+        name,
+        password,
+        device,
+        ...(init.clientVersion === undefined ? {} : { clientVersion: init.clientVersion })
+      })
+      const verdict = verifier.verify(next.credential, { deviceKey: device.publicKey })
+      if (!verdict.ok)
+        throw new ParleyError(verdict.reason, `the login server's credential does not verify with the network file: ${verdict.message}`)
+      await profile.setOwner({ name: next.name, displayName: displayName ?? owner?.displayName ?? null })
+      await profile.saveCredential(next)
+      grant = next
+      if (renewal !== undefined) clearTimeout(renewal)
+      scheduleRenewal()
+      // Online: hellos to the peers already connected, supernode links, the record, what others kept for this user.
+      await node.hello.greetAll()
+      await links.fill().catch(() => {})
+      await publish()
+      void checkNat().catch(() => {})
+      void presence.push().catch(() => {})
+      void chat.collect().catch(() => {})
+      void chat.catchUp().catch(() => {})
+      void chat.drain().catch(() => {})
+      const view = await session()
+      emit('session.changed', view)
+      return view
+    })
+  const signOut = (): Promise<SessionView> =>
+    serially(async () => {
+      const current = grant
+      if (current !== undefined) {
+        for (const call of calls.calls()) await calls.hangUp(call.id).catch(() => {})
+        // The login server forgets the session (when it cannot be told, the credential expires by itself).
+        await login.logout({ device, credential: current.credential }).catch(() => {})
+        grant = undefined
+        if (renewal !== undefined) clearTimeout(renewal)
+        await profile.forgetCredential()
+        // Off the overlay: peers forget this device's hello with the connections.
+        node.hello.forgetAll()
+        await Promise.all(node.libp2p.getConnections().map((c) => c.close().catch(() => {})))
+      }
+      const view = await session()
+      emit('session.changed', view)
+      return view
+    })
+
   const api = await startLocalApi(
     profile.dir,
     init.api ?? { host: '127.0.0.1', port: 0 },
     {
+      session,
+      signedIn: () => valid() !== undefined,
+      async register(body) {
+        await login.register({
+          name: body.name,
+          password: body.password,
+          ...(body.email === undefined ? {} : { email: body.email }),
+          ...(body.displayName === undefined ? {} : { displayName: body.displayName })
+        })
+        return await signIn(body.name, body.password, body.displayName ?? null)
+      },
+      async login(body) {
+        return await signIn(body.name, body.password, null)
+      },
+      logout: signOut,
       async whoami() {
         const credential = valid()
         return {
@@ -319,7 +435,11 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
         return { name: found.name, devices }
       }
     },
-    { events, routes: [chatRoutes(chat, presence), callRoutes(calls), fileRoutes(files)] }
+    {
+      events,
+      routes: [chatRoutes(chat, presence), callRoutes(calls), fileRoutes(files)],
+      ...(init.webRoot === undefined ? {} : { webRoot: init.webRoot })
+    }
   )
 
   let stopped: Promise<void> | undefined
@@ -334,6 +454,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     api,
     events,
     checkNat,
+    session,
     async stop() {
       stopped ??= (async () => {
         clearInterval(republish)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -8,6 +9,7 @@ import WebSocket from 'ws'
 import {
   API_FILE,
   type ApiEvent,
+  type ApiHandlers,
   EVENTS_CLOSE,
   EVENTS_PROTOCOL,
   EventHub,
@@ -112,6 +114,7 @@ describe('the local API event stream: GET /v1/events', () => {
       dir,
       { host: '127.0.0.1', port: 0 },
       {
+        ...signedInAs('api_tester'),
         whoami: async () => ({ name: 'api_tester' }),
         net: async () => ({ role: 'client' }),
         whois: async (name) => ({ name, devices: [] }),
@@ -345,6 +348,26 @@ describe('EventHub', () => {
   })
 })
 
+/** Session handlers of a device signed in as `name` (these tests are about the API itself, not signing in). */
+function signedInAs(name: string): Pick<ApiHandlers, 'signedIn' | 'session' | 'register' | 'login' | 'logout'> {
+  const view = {
+    signedIn: true,
+    name,
+    displayName: null,
+    peerId: '12D3KooW',
+    login: 'http://127.0.0.1:1',
+    suggestedName: null,
+    expiresAt: null
+  }
+  return {
+    signedIn: () => true,
+    session: async () => view,
+    register: async () => view,
+    login: async () => view,
+    logout: async () => view
+  }
+}
+
 describe('the local API closing', () => {
   it('closes event-stream clients with 1001 and its own hub', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-local-api-'))
@@ -352,7 +375,7 @@ describe('the local API closing', () => {
       const api = await startLocalApi(
         dir,
         { host: '127.0.0.1', port: 0 },
-        { whoami: async () => ({}), net: async () => ({}), whois: async () => ({}), peer: async () => ({}) }
+        { ...signedInAs('api_tester'), whoami: async () => ({}), net: async () => ({}), whois: async () => ({}), peer: async () => ({}) }
       )
       const { token } = JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }
       const c = new Client(`${api.url.replace(/^http/, 'ws')}/v1/events`, { headers: { authorization: `Bearer ${token}` } })
@@ -367,5 +390,119 @@ describe('the local API closing', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe("the web client's front door", () => {
+  let dir: string
+  let api: LocalApi
+  let token: string
+  let signedIn = false
+  const cookieName = (): string => `parley-token-${new URL(api.url).port}`
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'parley-local-api-'))
+    const web = join(dir, 'web')
+    await mkdir(join(web, 'assets'), { recursive: true })
+    await writeFile(join(web, 'index.html'), '<!doctype html><title>Parley</title><div id="root"></div>')
+    await writeFile(join(web, 'assets', 'app-1234.js'), 'console.log(1)')
+    await writeFile(join(dir, 'secret.txt'), 'not for the browser')
+    const session = { ...signedInAs('web_tester') }
+    api = await startLocalApi(
+      dir,
+      { host: '127.0.0.1', port: 0 },
+      {
+        ...session,
+        signedIn: () => signedIn,
+        session: async () => ({ ...(await session.session()), signedIn }),
+        whoami: async () => ({}),
+        net: async () => ({}),
+        whois: async () => ({}),
+        peer: async () => ({})
+      },
+      {
+        webRoot: web,
+        routes: [
+          (app) => {
+            app.get('/v1/things', async () => ({ things: [] }))
+          }
+        ]
+      }
+    )
+    token = (JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }).token
+  })
+  after(async () => {
+    await api.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('serves the client without the token, with headers that keep other sites out', async () => {
+    const page = await fetch(`${api.url}/`)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<div id="root">/)
+    assert.match(page.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/)
+    assert.equal(page.headers.get('x-frame-options'), 'DENY')
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer')
+    const asset = await fetch(`${api.url}/assets/app-1234.js`)
+    assert.equal(asset.status, 200)
+    assert.match(asset.headers.get('content-type') ?? '', /javascript/)
+    assert.match(asset.headers.get('cache-control') ?? '', /immutable/)
+    // The client's own routes get index.html; a missing asset is a 404; nothing outside the folder is served.
+    assert.match(await (await fetch(`${api.url}/chats/someone`)).text(), /<div id="root">/)
+    assert.equal((await fetch(`${api.url}/assets/missing.js`)).status, 404)
+    assert.equal((await fetch(`${api.url}/..%2fsecret.txt`)).status, 404)
+    assert.equal((await fetch(`${api.url}/%2e%2e/secret.txt`)).status, 404)
+  })
+
+  it('takes the printed address once: the token goes into an HttpOnly, SameSite=Strict cookie, and the address loses it', async () => {
+    assert.equal(api.web, `${api.url}/?token=${token}`)
+    const wrong = await fetch(`${api.url}/?token=not-the-token`, { redirect: 'manual' })
+    assert.equal(wrong.status, 401)
+    assert.equal(wrong.headers.get('set-cookie'), null)
+    const right = await fetch(api.web, { redirect: 'manual' })
+    assert.equal(right.status, 303)
+    assert.equal(right.headers.get('location'), '/')
+    const cookie = right.headers.get('set-cookie') ?? ''
+    assert.match(cookie, new RegExp(`^${cookieName()}=${token};`))
+    assert.match(cookie, /HttpOnly/)
+    assert.match(cookie, /SameSite=Strict/)
+    const withCookie = { cookie: `other=1; ${cookieName()}=${token}` }
+    assert.equal((await fetch(`${api.url}/v1/session`, { headers: withCookie })).status, 200)
+    assert.equal((await fetch(`${api.url}/v1/session`)).status, 401)
+    assert.equal((await fetch(`${api.url}/v1/session`, { headers: { cookie: `${cookieName()}=wrong` } })).status, 401)
+    // Another port's cookie is another daemon's.
+    assert.equal((await fetch(`${api.url}/v1/session`, { headers: { cookie: `parley-token-1=${token}` } })).status, 401)
+    // A page of another site cannot use the cookie: its Origin is refused.
+    const foreign = await fetch(`${api.url}/v1/session`, { headers: { ...withCookie, origin: 'http://evil.example' } })
+    assert.equal(foreign.status, 401)
+    // Nor can a DNS-rebound name reach the client or the API.
+    // (fetch cannot set Host: a raw request does.)
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const url = new URL(api.url)
+      request({ host: url.hostname, port: url.port, path: '/', headers: { host: `evil.example:${url.port}` } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+        .on('error', reject)
+        .end()
+    })
+    assert.equal(rebound, 401)
+  })
+
+  it('signed out, answers only the session, account and network routes, with NOT_LOGGED_IN for the rest', async () => {
+    const headers = { authorization: `Bearer ${token}` }
+    signedIn = false
+    const session = await fetch(`${api.url}/v1/session`, { headers })
+    assert.equal(session.status, 200)
+    assert.equal(((await session.json()) as { session: { signedIn: boolean } }).session.signedIn, false)
+    const things = await fetch(`${api.url}/v1/things`, { headers })
+    assert.equal(things.status, 401)
+    assert.equal(((await things.json()) as { error: { code: string } }).error.code, 'NOT_LOGGED_IN')
+    signedIn = true
+    assert.equal((await fetch(`${api.url}/v1/things`, { headers })).status, 200)
+    // An unknown API route is the API's 404, not the client's page.
+    const unknown = await fetch(`${api.url}/v1/nothing-here`, { headers })
+    assert.equal(unknown.status, 404)
+    assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'NOT_FOUND')
   })
 })

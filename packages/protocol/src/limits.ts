@@ -185,7 +185,9 @@ export const LIMITS = {
     /** Event-stream clients at once. */
     eventClients: 32,
     /** A message from an event-stream client (they only send pings); larger ones close the stream (1009). */
-    eventClientMessageMaxBytes: 1024
+    eventClientMessageMaxBytes: 1024,
+    /** A file of the web client the daemon serves (the bundle is well under this). */
+    webFileMaxBytes: 8 * 1024 * 1024
   },
   /** The daemon's side of chat: outbox, delivery, the local API's chat routes. */
   chat: {
@@ -323,7 +325,19 @@ export const LIMITS = {
     concurrent: 4,
     /** Offers from one other user a minute, and at once. */
     offersPerMinute: 20,
-    offerBurst: 10
+    offerBurst: 10,
+    /** Virus scanning through clamd (zINSTREAM): connecting to its unix socket or TCP port. */
+    scanConnectMs: 5_000,
+    /** clamd must take each piece of a stream within this, or it has stalled (the scan is tried again later). */
+    scanStallMs: 30_000,
+    /** clamd's verdict after the last piece (its own MaxScanTime is 120 s by default). */
+    scanAnswerMs: 180_000,
+    /** One zINSTREAM piece read from the file and written to clamd: memory stays at one piece whatever the size. */
+    scanChunkBytes: 256 * 1024,
+    /** clamd's answer (one line: `stream: OK`, `stream: NAME FOUND`, `... ERROR`). */
+    scanAnswerMaxBytes: 4096,
+    /** A signature name as a recipient reports it to the sender. */
+    signatureMaxBytes: 256
   },
   /** Messaging (`@parley/messaging`): signed envelopes and what their bodies may hold. */
   messaging: {

@@ -4,7 +4,9 @@ import fastifyWebsocket, { type WebSocket } from '@fastify/websocket'
 import { writeSecretFile } from '@parley/crypto/keyfile'
 import { httpStatusOf, isValidName, LIMITS, ParleyError } from '@parley/protocol'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { SessionView } from '../daemon.ts'
 import { EventHub, HubClosedError, SlowConsumerError } from './events.ts'
+import { defaultWebRoot, serveWebClient } from './web.ts'
 
 export * from './events.ts'
 
@@ -25,6 +27,12 @@ export const EVENTS_CLOSE = {
 } as const
 
 export interface ApiHandlers {
+  /** Whether this device is signed in: signed out, only the session, account, whoami, net and event routes answer. */
+  signedIn(): boolean
+  session(): Promise<SessionView>
+  register(body: { name: string; password: string; displayName?: string; email?: string }): Promise<SessionView>
+  login(body: { name: string; password: string }): Promise<SessionView>
+  logout(): Promise<SessionView>
   whoami(): Promise<object>
   net(): Promise<object>
   whois(name: string): Promise<object>
@@ -37,10 +45,14 @@ export interface LocalApiOptions {
   events?: EventHub
   /** Feature routes (chat, calls, files…), registered behind the same checks. */
   routes?: Array<(app: FastifyInstance) => void>
+  /** The built web client (index.html and its assets), served at `/`. Default: @parley/web's dist, when built. */
+  webRoot?: string
 }
 
 export interface LocalApi {
   url: string
+  /** The address to open in a browser: it carries the token once, which the daemon then keeps in an HttpOnly cookie. */
+  web: string
   /** What `GET /v1/events` serves. */
   events: EventHub
   close(): Promise<void>
@@ -74,6 +86,9 @@ export async function startLocalApi(
   const app: FastifyInstance = Fastify({ logger: false, bodyLimit: LIMITS.httpBodyBytes })
   let allowedHosts = new Set<string>()
   let allowedOrigins = new Set<string>()
+  // The browser's copy of the token: HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it).
+  // Named by port, since a browser keeps cookies per host whatever the port (two daemons on one machine).
+  let cookieName = 'parley-token'
 
   await app.register(fastifyWebsocket, {
     options: {
@@ -100,9 +115,17 @@ export async function startLocalApi(
     const origin = request.headers.origin
     if (origin !== undefined && !allowedOrigins.has(origin))
       throw new ParleyError('UNAUTHENTICATED', 'the local API answers only pages of its own origin')
+    const path = request.url.split('?')[0] ?? '/'
+    // The web client's files are the same for everyone: served without the token (the Host check above still holds).
+    if (!path.startsWith('/v1/')) return
     const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
-    if (!isToken(bearer) && !(request.ws && isToken(protocolToken(request))))
-      throw new ParleyError('UNAUTHENTICATED', 'the local API needs the profile token')
+    if (!isToken(bearer) && !(request.ws && isToken(protocolToken(request))) && !isToken(cookieOf(request, cookieName)))
+      throw new ParleyError(
+        'UNAUTHENTICATED',
+        'the local API needs the profile token: open the address the daemon printed (it carries the token), or send it as a Bearer header'
+      )
+    if (!handlers.signedIn() && !SIGNED_OUT_ROUTES.has(path))
+      throw new ParleyError('NOT_LOGGED_IN', 'this device is signed out: sign in (or sign up) first')
   })
   app.setErrorHandler((err, _request, reply) => {
     const e = err instanceof ParleyError ? err : new ParleyError('INTERNAL', 'internal error')
@@ -111,6 +134,35 @@ export async function startLocalApi(
   app.setNotFoundHandler((request, reply) => {
     void reply.status(404).send(new ParleyError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody())
   })
+  const account = {
+    name: { type: 'string', minLength: LIMITS.name.minLength, maxLength: LIMITS.name.maxLength },
+    password: { type: 'string', minLength: 1, maxLength: LIMITS.password.maxLength }
+  }
+  app.get('/v1/session', async () => ({ session: await handlers.session() }))
+  app.post(
+    '/v1/account/register',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['name', 'password'],
+          additionalProperties: false,
+          properties: {
+            ...account,
+            displayName: { type: 'string', minLength: 1, maxLength: LIMITS.displayName.maxLength },
+            email: { type: 'string', minLength: 3, maxLength: LIMITS.email.maxLength }
+          }
+        }
+      }
+    },
+    async (request) => ({ session: await handlers.register(request.body as Parameters<ApiHandlers['register']>[0]) })
+  )
+  app.post(
+    '/v1/account/login',
+    { schema: { body: { type: 'object', required: ['name', 'password'], additionalProperties: false, properties: account } } },
+    async (request) => ({ session: await handlers.login(request.body as { name: string; password: string }) })
+  )
+  app.post('/v1/account/logout', async () => ({ session: await handlers.logout() }))
   app.get('/v1/whoami', async () => await handlers.whoami())
   app.get('/v1/net', async () => await handlers.net())
   app.get('/v1/net/peer/:name', async (request) => {
@@ -142,6 +194,10 @@ export async function startLocalApi(
   )
 
   for (const register of options.routes ?? []) register(app)
+  serveWebClient(app, options.webRoot ?? defaultWebRoot(), {
+    isToken,
+    cookie: () => cookieName
+  })
 
   await app.listen(listen)
   const address = app.server.address()
@@ -150,10 +206,12 @@ export async function startLocalApi(
   const url = `http://${host}:${address.port}`
   allowedHosts = new Set([`${host}:${address.port}`, `localhost:${address.port}`])
   allowedOrigins = new Set([...allowedHosts].map((h) => `http://${h}`))
+  cookieName = `parley-token-${address.port}`
   await writeSecretFile(join(dataDir, API_FILE), `${JSON.stringify({ url, token, pid: process.pid }, null, 2)}\n`)
   let closed: Promise<void> | undefined
   return {
     url,
+    web: `${url}/?token=${token}`,
     events: hub,
     async close() {
       closed ??= (async () => {
@@ -163,6 +221,28 @@ export async function startLocalApi(
       await closed
     }
   }
+}
+
+/** What a signed-out device answers: its session, signing up and in, who it is, the network, the event stream. */
+const SIGNED_OUT_ROUTES = new Set([
+  '/v1/session',
+  '/v1/account/register',
+  '/v1/account/login',
+  '/v1/account/logout',
+  '/v1/whoami',
+  '/v1/net',
+  '/v1/events'
+])
+
+/** One cookie's value from the request's Cookie header. */
+function cookieOf(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers.cookie
+  if (typeof header !== 'string') return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
 }
 
 /** The token a WebSocket client offered as the subprotocol `parley.token.<token>`. */

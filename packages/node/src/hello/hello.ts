@@ -129,6 +129,18 @@ export class HelloService extends EventTarget {
     return await pending
   }
 
+  /** Greets every peer connected now (after this device signs in: the hellos it could not give before). */
+  async greetAll(): Promise<void> {
+    await Promise.all(this.#components.libp2p.getConnections().map((c) => this.greet(c).catch(() => undefined)))
+  }
+
+  /** Forgets every peer's hello (after this device signs out: it greets again once signed in). */
+  forgetAll(): void {
+    for (const timer of this.#expiry.values()) clearTimeout(timer)
+    this.#expiry.clear()
+    this.#verified.clear()
+  }
+
   readonly #onConnection = (event: CustomEvent<Connection>): void => {
     const connection = event.detail
     // The dialer greets; the listener answers. Both learn who the other is.

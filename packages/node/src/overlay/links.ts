@@ -13,6 +13,8 @@ export interface SupernodeLinksInit {
   dialTimeoutMs?: number
   /** How often to look for more supernodes (from a linked supernode, else the DHT). Default: 60 s. */
   discoverEveryMs?: number
+  /** Whether this node may link now: a signed-out daemon stays off the overlay (its hellos would all be refused). Default: always. */
+  online?: () => boolean
 }
 
 export interface LinkedSupernode {
@@ -83,6 +85,7 @@ export class SupernodeLinks extends EventTarget {
 
   /** Connects to supernodes until `target` are linked (one fill at a time). */
   async fill(): Promise<void> {
+    if (this.#init.online?.() === false) return
     if (this.#filling !== undefined) {
       // The fill under way may have looked before this call's loss: once it is done, fill again if still short.
       await this.#filling

@@ -90,6 +90,32 @@ export class Profile {
     await rm(this.#credentialPath, { force: true })
   }
 
+  /**
+   * The user this profile belongs to (its chats, calls and files are that
+   * user's): set at the first sign-in; undefined before. A profile used
+   * before this was kept names its owner by its credential.
+   */
+  async owner(): Promise<{ name: string; displayName: string | null } | undefined> {
+    let content: string | undefined
+    try {
+      content = await readFile(join(this.dir, 'owner.json'), 'utf8')
+    } catch {
+      content = undefined
+    }
+    if (content !== undefined) {
+      const stored = JSON.parse(content) as { name?: unknown; displayName?: unknown }
+      if (typeof stored.name !== 'string') throw new ParleyError('BAD_CONFIG', `${join(this.dir, 'owner.json')} names no user`)
+      return { name: stored.name, displayName: typeof stored.displayName === 'string' ? stored.displayName : null }
+    }
+    const grant = await this.credential()
+    return grant === undefined ? undefined : { name: grant.name, displayName: null }
+  }
+
+  async setOwner(owner: { name: string; displayName: string | null }): Promise<void> {
+    await ensurePrivateDir(this.dir)
+    await writeFile(join(this.dir, 'owner.json'), `${JSON.stringify(owner, null, 2)}\n`, { mode: 0o600 })
+  }
+
   /** Whether this profile has used a network before (for the version check's "installed" event). */
   async isNew(): Promise<boolean> {
     return (await this.existingDeviceKey()) === undefined
