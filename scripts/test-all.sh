@@ -13,7 +13,7 @@ fi
 
 # Debian packages the tests use: PostgreSQL servers (started by the tests, never the system's cluster), and for
 # the partitioned cluster PL/Proxy, PgQ with its ticker, and pgBouncer; iproute2 and iptables for the NAT test;
-# espeak-ng, sox and coturn for calls.
+# espeak-ng, sox and coturn for calls; ClamAV's clamd for virus scanning of received files.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 pgversion=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -30,6 +30,8 @@ command -v iptables >/dev/null || missing+=(iptables)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
 command -v turnserver >/dev/null || missing+=(coturn)
+# Files: the scanning tests start their own clamd (own config, socket and signature file: no freshclam, no download).
+[ -x /usr/sbin/clamd ] || command -v clamd >/dev/null || missing+=(clamav clamav-daemon)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -39,6 +41,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Debian's coturn package may start a system TURN server: the tests run their own, so it is stopped and disabled.
   if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
     $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
+  # Likewise ClamAV's system clamd (and its socket unit) and freshclam, which would try to download signatures.
+  if [[ " ${missing[*]} " == *" clamav-daemon "* ]] && command -v systemctl >/dev/null; then
+    $sudo systemctl disable --now clamav-daemon.socket clamav-daemon clamav-freshclam >/dev/null 2>&1 || true
   fi
 fi
 

@@ -1,15 +1,17 @@
 // File transfer through the real `parley` program: a login server, a
 // supernode and two user daemons as processes on loopback, driven by
 // `parley send-file` and `parley files` as a user would; the receiving daemon
-// is killed (SIGKILL) in the middle of a transfer and started again.
+// is killed (SIGKILL) in the middle of a transfer and started again; with the machine's policy naming a clamd,
+// the EICAR test file is quarantined and both users' `parley files list` say so.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parley } from '@parley/testing'
+import { EICAR, EICAR_SIGNATURE, startClamd } from '../packages/node/test/clamd.ts'
 import { befriend, cliIn, type SmallNetwork, startSmallNetwork, until } from './support.ts'
 
 const PASSWORD = 'files test password 8'
@@ -23,12 +25,22 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
-type Transfer = { id: string; direction: string; state: string; bytes: number; total: number; reason: string | null }
+type Transfer = {
+  id: string
+  direction: string
+  state: string
+  bytes: number
+  total: number
+  reason: string | null
+  infected: Array<{ path: string; signature: string }>
+}
 const transfers = async (profile: string): Promise<Transfer[]> => (await cli(profile, ['files', 'list'])).transfers as Transfer[]
 
 describe('two users send each other files from the command line', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'parley-files-cli-'))
+    // The machine's policy, read by the daemons at each offer and before files are moved into place: none yet.
+    process.env.PARLEY_POLICY = join(dir, 'policy.json')
     network = await startSmallNetwork(dir, {
       password: PASSWORD,
       supernodes: [['sn', 'files_super']],
@@ -86,6 +98,41 @@ describe('two users send each other files from the command line', () => {
       () => transfers('alice'),
       (t) => t.some((x) => x.id === sent.id && x.state === 'done')
     )
+  })
+
+  it('the policy names a clamd: the EICAR test file is quarantined in the profile, and both sides list it so', async () => {
+    const clamd = await startClamd()
+    try {
+      await writeFile(join(dir, 'policy.json'), JSON.stringify({ files: { clamd: clamd.socket } }))
+      const file = join(dir, 'eicar.com')
+      await writeFile(file, EICAR)
+      const sent = await cli('alice', ['send-file', 'bob_fx', file])
+      await until(
+        'bob has the offer',
+        () => transfers('bob'),
+        (t) => t.some((x) => x.id === sent.id && x.state === 'offered')
+      )
+      const target = join(dir, 'scanned')
+      await cli('bob', ['files', 'accept', String(sent.id), '--to', target])
+      const signature = `${EICAR_SIGNATURE}.UNOFFICIAL`
+      for (const profile of ['bob', 'alice']) {
+        const [t] = (
+          await until(
+            `${profile} lists it quarantined`,
+            () => transfers(profile),
+            (list) => list.some((x) => x.id === sent.id && x.state === 'quarantined')
+          )
+        ).filter((x) => x.id === sent.id)
+        assert.deepEqual(t?.infected, [{ path: 'eicar.com', signature }], profile)
+      }
+      const human = await parley(['files', 'list', '--data', join(dir, 'bob')])
+      assert.match(human.stdout, new RegExp(`${String(sent.id)}  quarantined .*${signature.replaceAll('.', '\\.')}`))
+      assert.deepEqual(await readdir(target), [])
+      assert.deepEqual(await readFile(join(dir, 'bob', 'quarantine', String(sent.id), 'eicar.com')), EICAR)
+    } finally {
+      await rm(join(dir, 'policy.json'), { force: true })
+      await clamd.stop()
+    }
   })
 
   it('says clearly when an offer cannot be made', async () => {

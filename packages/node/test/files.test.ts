@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -18,6 +18,7 @@ import {
   type ParleyNode,
   pathProblem
 } from '../src/index.ts'
+import { EICAR, EICAR_SIGNATURE, type RunningClamd, startClamd } from './clamd.ts'
 import { befriend, startLoopbackNode, until } from './support.ts'
 
 // File transfer between in-process peers on loopback TCP: real libp2p streams, real files on disk.
@@ -53,7 +54,8 @@ async function startPeer(name: string, reuse: { device?: KeyPair; chat?: ChatSto
     store: reuse.files ?? new FileStore(':memory:'),
     me: () => name,
     emit,
-    policy: () => peer.policy
+    policy: () => peer.policy,
+    quarantine: join(dir, `${name}-quarantine`)
   })
   await peer.files.start()
   peer.stop = async () => {
@@ -205,5 +207,123 @@ describe('sending files between two devices', () => {
     const file = join(dir, 'stranger.txt')
     await writeFile(file, 'hi')
     await assert.rejects(stranger.files.send('tom_files', [file]), /contacts only/)
+  })
+})
+
+describe('virus scanning: each received file passes the clamd the policy names before it is moved into place', () => {
+  let ann: Peer
+  let ben: Peer
+  let clamd: RunningClamd
+
+  before(async () => {
+    // A real clamd with the EICAR signature; not installed is a failure, not a skip (CI installs it).
+    clamd = await startClamd()
+    ann = await startPeer('ann_scans')
+    ben = await startPeer('ben_scans')
+    await befriend(ann, ben)
+    ben.policy = { enabled: true, maxBytes: null, clamd: clamd.address, source: '/etc/parley/policy.json' }
+  })
+  after(async () => {
+    await clamd?.stop()
+  })
+
+  /** Offered by ann, accepted by ben into `target`; resolves with the offer's id. */
+  async function sendToBen(paths: string[], target: string): Promise<string> {
+    const offer = await ann.files.send('ben_scans', paths)
+    await until('ben has the offer', () => ben.files.get(offer.id)?.state === 'offered')
+    await ben.files.accept(offer.id, target)
+    return offer.id
+  }
+
+  it('the EICAR test file is quarantined on both sides, with the signature; nothing lands in the target folder', async () => {
+    const source = join(dir, 'scan-eicar')
+    await mkdir(source)
+    await writeFile(join(source, 'invoice.com'), EICAR)
+    const target = join(dir, 'ben-eicar')
+    const id = await sendToBen([join(source, 'invoice.com')], target)
+    await until('ben quarantined it', () => ben.files.get(id)?.state === 'quarantined')
+    const signature = `${EICAR_SIGNATURE}.UNOFFICIAL`
+    const mine = ben.files.get(id)
+    assert.deepEqual(mine?.infected, [{ path: 'invoice.com', signature }])
+    assert.match(mine?.reason ?? '', new RegExp(`invoice\\.com \\(${signature.replaceAll('.', '\\.')}\\)`))
+    assert.deepEqual(await readdir(target), [], 'nothing in the target folder, not even the hidden partial folder')
+    const quarantine = join(dir, 'ben_scans-quarantine')
+    assert.equal((await stat(quarantine)).mode & 0o777, 0o700, 'the quarantine folder is private')
+    const kept = join(quarantine, id, 'invoice.com')
+    assert.deepEqual(await readFile(kept), EICAR, 'the infected file is kept in quarantine')
+    assert.equal((await stat(kept)).mode & 0o777, 0o600)
+    assert.ok(ben.events.some((e) => e.type === 'file.state' && e.data.id === id && e.data.state === 'quarantined'))
+    assert.ok(
+      ben.events.some((e) => e.type === 'file.scanned' && e.data.id === id && e.data.clean === false && e.data.signature === signature)
+    )
+    // The sender is told over the file protocol.
+    await until('ann sees it quarantined', () => ann.files.get(id)?.state === 'quarantined')
+    assert.deepEqual(ann.files.get(id)?.infected, [{ path: 'invoice.com', signature }])
+    assert.match(ann.files.get(id)?.reason ?? '', /QUARANTINED by ben_scans's virus scanner/)
+    assert.ok(ann.events.some((e) => e.type === 'file.state' && e.data.id === id && e.data.state === 'quarantined'))
+    // A quarantined transfer is over: cancelling it changes nothing.
+    assert.equal((await ben.files.cancel(id)).state, 'quarantined')
+  })
+
+  it('a clean file passes the scan and arrives; in a folder with an infected file, only that one is held back', async () => {
+    const source = join(dir, 'scan-mixed')
+    await mkdir(join(source, 'docs'), { recursive: true })
+    const clean = randomBytes(2 * 1024 * 1024 + 5)
+    await writeFile(join(source, 'docs', 'report.pdf'), clean)
+    const target = join(dir, 'ben-clean')
+    const cleanId = await sendToBen([join(source, 'docs', 'report.pdf')], target)
+    await until('ben has the clean file', () => ben.files.get(cleanId)?.state === 'done')
+    assert.deepEqual(await readFile(join(target, 'report.pdf')), clean)
+    assert.ok(ben.events.some((e) => e.type === 'file.scanned' && e.data.id === cleanId && e.data.clean === true))
+    await until('ann sees it done', () => ann.files.get(cleanId)?.state === 'done')
+    await writeFile(join(source, 'docs', 'tool.exe'), EICAR)
+    const mixed = join(dir, 'ben-mixed')
+    const id = await sendToBen([source], mixed)
+    await until('quarantined', () => ben.files.get(id)?.state === 'quarantined')
+    assert.deepEqual(
+      ben.files.get(id)?.infected.map((f) => f.path),
+      ['scan-mixed/docs/tool.exe']
+    )
+    assert.deepEqual(await readdir(join(mixed, 'scan-mixed', 'docs')), ['report.pdf'])
+  })
+
+  it('scanning required and clamd unreachable: the file waits out of place, saying why, and lands once clamd answers', async () => {
+    const file = join(dir, 'scan-wait.txt')
+    await writeFile(file, 'a clean text that must be scanned first\n')
+    ben.policy = { ...ben.policy, clamd: { path: join(dir, 'no-clamd-here.sock') } }
+    const target = join(dir, 'ben-wait')
+    try {
+      const id = await sendToBen([file], target)
+      await until('waiting for the scan', () => /waiting for the virus scan/.test(ben.files.get(id)?.reason ?? ''))
+      const waiting = ben.files.get(id)
+      assert.equal(waiting?.state, 'accepted')
+      assert.equal(waiting?.bytes, waiting?.total, 'every byte is here and verified')
+      assert.match(waiting?.reason ?? '', /no-clamd-here\.sock/)
+      assert.deepEqual(await readdir(target), ['.parley-incoming'], 'nothing moved into place')
+      ben.policy = { ...ben.policy, clamd: clamd.address }
+      await until('done once clamd answers', () => ben.files.get(id)?.state === 'done', 20_000)
+      assert.deepEqual(await readdir(target), ['scan-wait.txt'])
+    } finally {
+      ben.policy = { ...ben.policy, clamd: clamd.address }
+    }
+  })
+
+  it('a file larger than clamd scans (its StreamMaxLength): failed on both sides with a clear reason, nothing kept', async () => {
+    const small = await startClamd({ streamMaxLength: '1M' })
+    const file = join(dir, 'scan-big.bin')
+    await writeFile(file, randomBytes(3 * 1024 * 1024))
+    ben.policy = { ...ben.policy, clamd: small.address }
+    const target = join(dir, 'ben-big')
+    try {
+      const id = await sendToBen([file], target)
+      await until('failed', () => ben.files.get(id)?.state === 'failed')
+      assert.match(ben.files.get(id)?.reason ?? '', /^UNSCANNABLE: .*StreamMaxLength/)
+      assert.deepEqual(await readdir(target), [])
+      await until('ann sees it failed', () => ann.files.get(id)?.state === 'failed')
+      assert.match(ann.files.get(id)?.reason ?? '', /^UNSCANNABLE on ben_scans's side/)
+    } finally {
+      ben.policy = { ...ben.policy, clamd: clamd.address }
+      await small.stop()
+    }
   })
 })

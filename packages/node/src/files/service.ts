@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
+import { chmod, constants, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -9,9 +9,10 @@ import { LIMITS, ParleyError } from '@parley/protocol'
 import type { ChatService } from '../chat/service.ts'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
+import { ClamdSizeLimitError, describeClamdAddress, scanFile } from './clamd.ts'
 import { pathProblem, placeUnder } from './paths.ts'
 import { type FilePolicy, readFilePolicy } from './policy.ts'
-import type { FileStore, OfferedFile, Transfer } from './store.ts'
+import { FINAL_STATES, type FileStore, type InfectedFile, type OfferedFile, type Transfer } from './store.ts'
 
 /**
  * File transfer, device to device, on `/parley/file/1.0.0` (hello-verified
@@ -31,12 +32,19 @@ import type { FileStore, OfferedFile, Transfer } from './store.ts'
  *   the recipient, which answers each chunk it has written with
  *   `{"t":"more"}`; or refused.
  * - `{"t":"cancel","id","reason"}` either way.
+ * - `{"t":"result","id","state","code"?,"message"?,"infected"?}` recipient →
+ *   sender, once the transfer ended on the recipient's side: `done`,
+ *   `quarantined` (with `infected`: each `{path, signature}` its virus
+ *   scanner flagged) or `failed` (with a code and words); answered
+ *   `{"t":"ok"}`. The sender's side then says the same.
  *
  * The recipient writes each file under a hidden folder of the target
  * (`.parley-incoming/ID/N`), keeps the hash of every chunk it verified beside
  * it, and on resume re-checks what it has against those before asking for
- * the rest; the SHA-256 of the whole file is checked at the end, and only
- * then is the file moved into place. Memory stays flat whatever the size.
+ * the rest; the SHA-256 of the whole file is checked at the end, then, where
+ * the machine's policy names a clamd, every file is scanned, and only then is
+ * a file moved into place (an infected one goes to the profile's quarantine
+ * folder instead). Memory stays flat whatever the size.
  */
 export const FILE_PROTOCOL = '/parley/file/1.0.0'
 
@@ -52,8 +60,19 @@ export interface FilesComponents {
   store: FileStore
   me: () => string | undefined
   emit: (type: string, data: object) => void
-  /** The machine's policy (read again for every offer); default: `readFilePolicy()`. */
+  /** The machine's policy (read again for every offer, and before files are moved into place); default: `readFilePolicy()`. */
   policy?: () => FilePolicy
+  /**
+   * Where infected files are kept (made 0700): default `quarantine` in the
+   * folder of the store's database (the profile). With neither (a store in
+   * memory), infected files are deleted.
+   */
+  quarantine?: string
+}
+
+/** The virus scan the policy requires could not be made now: the files wait, verified, out of place. */
+class ScanPendingError extends Error {
+  override name = 'ScanPendingError'
 }
 
 type Control = Record<string, unknown> & { t: string }
@@ -63,6 +82,9 @@ export class FileService {
   readonly #offers = new TokenBuckets(LIMITS.files.offersPerMinute, LIMITS.files.offerBurst, LIMITS.chat.senderBuckets)
   /** Incoming transfers being fetched now. */
   readonly #active = new Set<string>()
+  /** Incoming transfers whose files are all here and verified (by this run): a retry goes straight to the scan. */
+  readonly #verified = new Set<string>()
+  readonly #stopping = new AbortController()
   #timer: ReturnType<typeof setInterval> | undefined
   #stopped = false
 
@@ -91,6 +113,7 @@ export class FileService {
 
   async stop(): Promise<void> {
     this.#stopped = true
+    this.#stopping.abort()
     if (this.#timer !== undefined) clearInterval(this.#timer)
     await this.#c.node.libp2p.unhandle(FILE_PROTOCOL).catch(() => {})
   }
@@ -167,7 +190,8 @@ export class FileService {
   async cancel(id: string): Promise<Transfer> {
     const t = this.get(id)
     if (t === undefined) throw new ParleyError('NOT_FOUND', `no transfer ${id}`)
-    if (t.state === 'done' || t.state === 'cancelled') return t
+    if (FINAL_STATES.has(t.state)) return t
+    this.#verified.delete(id)
     this.#c.store.update(id, t.direction, { state: 'cancelled', reason: 'cancelled here' })
     this.#c.emit('file.state', { id, state: 'cancelled' })
     const devices = await this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])
@@ -207,7 +231,7 @@ export class FileService {
       void this.#fetch(t)
         .catch((err: unknown) => {
           // Tried again later; the transfer says why it waits.
-          const reason = `waiting to resume: ${(err as Error).message}`
+          const reason = err instanceof ScanPendingError ? err.message : `waiting to resume: ${(err as Error).message}`
           if (this.#c.store.get(t.id, 'incoming')?.state === 'accepted') this.#c.store.update(t.id, 'incoming', { reason })
           this.#c.emit('file.retry', { id: t.id, reason })
         })
@@ -218,6 +242,44 @@ export class FileService {
   async #fetch(t: Transfer): Promise<void> {
     const folder = t.folder as string
     const staging = join(folder, PARTIAL_DIR, t.id)
+    if (!this.#verified.has(t.id)) {
+      if (!(await this.#fetchAll(t, staging))) return
+      this.#verified.add(t.id)
+    }
+    const infected = await this.#scan(t, staging)
+    if (infected === undefined) return
+    const bad = new Set(infected.map((f) => f.path))
+    let kept: string | undefined
+    for (const [index, file] of t.files.entries()) {
+      const partial = join(staging, String(index))
+      if (bad.has(file.path)) {
+        kept = await this.#quarantine(t, file, partial)
+      } else {
+        const target = placeUnder(folder, file.path)
+        await mkdir(dirname(target), { recursive: true })
+        await rename(partial, await freeName(target))
+      }
+      await rm(`${partial}.chunks`, { force: true })
+    }
+    await rm(staging, { recursive: true, force: true })
+    // The hidden folder goes once no other transfer has anything in it.
+    await rmdir(join(folder, PARTIAL_DIR)).catch(() => {})
+    this.#verified.delete(t.id)
+    if (infected.length > 0) {
+      const found = infected.map((f) => `${f.path} (${f.signature})`).join(', ')
+      const reason = `QUARANTINED: the virus scanner found ${found}; ${kept === undefined ? 'deleted' : `kept in ${dirname(kept)}`}, not in ${folder}`
+      this.#c.store.update(t.id, 'incoming', { state: 'quarantined', bytes: t.total, reason, infected })
+      this.#c.emit('file.state', { id: t.id, state: 'quarantined', folder, infected, reason })
+      this.#tellSender(t, { state: 'quarantined', infected })
+      return
+    }
+    this.#c.store.update(t.id, 'incoming', { state: 'done', bytes: t.total })
+    this.#c.emit('file.state', { id: t.id, state: 'done', folder })
+    this.#tellSender(t, { state: 'done' })
+  }
+
+  /** Every file of `t` here and checked against its SHA-256: true; false when the transfer failed. */
+  async #fetchAll(t: Transfer, staging: string): Promise<boolean> {
     await mkdir(staging, { recursive: true })
     // The sender's devices, looked up once per attempt (and only when a file still needs bytes).
     let devices: Promise<string[]> | undefined
@@ -254,7 +316,7 @@ export class FileService {
       kept += file.size
       this.#c.store.update(t.id, 'incoming', { bytes: kept })
     }
-    // Every file whole: each checked against its SHA-256, then moved into place.
+    // Every file whole: each checked against its SHA-256.
     for (const [index, file] of t.files.entries()) {
       const partial = join(staging, String(index))
       const hash = await sha256Of(partial)
@@ -266,26 +328,95 @@ export class FileService {
           'BAD_HASH',
           `${file.path} does not have the SHA-256 the sender gave (got ${hash.slice(0, 16)}…): its bytes were dropped`
         )
-        return
+        return false
       }
     }
-    for (const [index, file] of t.files.entries()) {
-      const partial = join(staging, String(index))
-      const target = placeUnder(folder, file.path)
-      await mkdir(dirname(target), { recursive: true })
-      await rename(partial, await freeName(target))
-      await rm(`${partial}.chunks`, { force: true })
-    }
-    await rm(staging, { recursive: true, force: true })
-    // The hidden folder goes once no other transfer has anything in it.
-    await rmdir(join(folder, PARTIAL_DIR)).catch(() => {})
-    this.#c.store.update(t.id, 'incoming', { state: 'done', bytes: t.total })
-    this.#c.emit('file.state', { id: t.id, state: 'done', folder })
+    return true
   }
 
-  #fail(t: Transfer, code: string, message: string): void {
+  /**
+   * The files' verdicts from the clamd the machine's policy names (read now:
+   * the policy in force when files would be moved into place decides): the
+   * infected ones, [] with no scanner; undefined when the transfer failed (a
+   * file over clamd's stream limit). Throws ScanPendingError while clamd cannot
+   * give a verdict: nothing is moved into place unscanned.
+   */
+  async #scan(t: Transfer, staging: string): Promise<InfectedFile[] | undefined> {
+    const policy = this.#policy
+    // A policy turned off (or broken, which reads as off) since the offer lets nothing in, scanned or not.
+    if (!policy.enabled)
+      throw new ScanPendingError(
+        `file transfer is turned off on this machine (${policy.source}): the files are here and verified, but stay out of place until it is on again`
+      )
+    const clamd = policy.clamd ?? null
+    if (clamd === null) return []
+    const infected: InfectedFile[] = []
+    for (const [index, file] of t.files.entries()) {
+      try {
+        const verdict = await scanFile(clamd, join(staging, String(index)), { signal: this.#stopping.signal })
+        this.#c.emit('file.scanned', {
+          id: t.id,
+          path: file.path,
+          clean: verdict.clean,
+          ...(verdict.clean ? {} : { signature: verdict.signature })
+        })
+        if (!verdict.clean) infected.push({ path: file.path, signature: clip(verdict.signature, LIMITS.files.signatureMaxBytes) })
+      } catch (err) {
+        if (err instanceof ClamdSizeLimitError) {
+          await rm(staging, { recursive: true, force: true })
+          await rmdir(join(t.folder as string, PARTIAL_DIR)).catch(() => {})
+          this.#verified.delete(t.id)
+          this.#fail(
+            t,
+            'UNSCANNABLE',
+            `${file.path}: ${err.message}; the policy (${policy.source}) requires a scan, so its bytes were dropped`
+          )
+          return undefined
+        }
+        throw new ScanPendingError(
+          `waiting for the virus scan ${policy.source} requires (clamd at ${describeClamdAddress(clamd)}): ${(err as Error).message}; the files are here and verified, but stay out of place until clamd gives a verdict`,
+          { cause: err }
+        )
+      }
+    }
+    return infected
+  }
+
+  /** An infected file, out of the way: under the quarantine folder (0700, the file 0600), or deleted when there is none. */
+  async #quarantine(t: Transfer, file: OfferedFile, partial: string): Promise<string | undefined> {
+    const folder = this.#c.quarantine ?? (this.#c.store.folder === undefined ? undefined : join(this.#c.store.folder, 'quarantine'))
+    if (folder === undefined) {
+      await rm(partial, { force: true })
+      return undefined
+    }
+    await mkdir(folder, { recursive: true, mode: 0o700 })
+    await chmod(folder, 0o700)
+    const target = await freeName(placeUnder(join(folder, t.id), file.path))
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 })
+    await chmod(partial, 0o600)
+    await move(partial, target)
+    return target
+  }
+
+  #fail(t: Transfer, code: string, message: string, tell = true): void {
+    this.#verified.delete(t.id)
     this.#c.store.update(t.id, 'incoming', { state: 'failed', reason: `${code}: ${message}` })
     this.#c.emit('file.state', { id: t.id, state: 'failed', reason: `${code}: ${message}` })
+    if (tell) this.#tellSender(t, { state: 'failed', code, message })
+  }
+
+  /** How the transfer ended here, to the sender's devices (once, best effort: a sender that missed it keeps saying `done`). */
+  #tellSender(
+    t: Transfer,
+    result: { state: 'done' | 'quarantined' | 'failed'; code?: string; message?: string; infected?: InfectedFile[] }
+  ): void {
+    const message = encoder.encode(JSON.stringify({ t: 'result', id: t.id, ...result }))
+    void this.#c.chat
+      .devicesOf(t.peer)
+      .then(async (devices) => {
+        await Promise.all(devices.map(async (d) => await this.#request(d, message).catch(() => undefined)))
+      })
+      .catch(() => {})
   }
 
   /**
@@ -350,7 +481,7 @@ export class FileService {
     const answer = parseControl((await lp.read({ signal: stall() })).subarray())
     if (answer.t === 'refused') {
       const code = String(answer.code)
-      if (code === 'CANCELLED' || code === 'CHANGED' || code === 'UNKNOWN') this.#fail(t, code, String(answer.message))
+      if (code === 'CANCELLED' || code === 'CHANGED' || code === 'UNKNOWN') this.#fail(t, code, String(answer.message), false)
       stream.abort(new Error('refused'))
       throw new Error(`${code}: ${String(answer.message)}`)
     }
@@ -420,10 +551,12 @@ export class FileService {
     if (me === undefined) return await refuse('UNAVAILABLE', 'this device is logged out')
     if (message.t === 'offer') return await this.#onOffer(message, peer.name, connection.remotePeer.toString(), reply, refuse)
     if (message.t === 'get') return await this.#onGet(message, peer.name, lp, refuse)
+    if (message.t === 'result') return await this.#onResult(message, peer.name, reply, refuse)
     if (message.t === 'cancel' && typeof message.id === 'string') {
       for (const direction of ['incoming', 'outgoing'] as const) {
         const t = this.#c.store.get(message.id, direction)
-        if (t !== undefined && t.peer.toLowerCase() === peer.name.toLowerCase() && t.state !== 'done') {
+        if (t !== undefined && t.peer.toLowerCase() === peer.name.toLowerCase() && !FINAL_STATES.has(t.state)) {
+          if (direction === 'incoming') this.#verified.delete(t.id)
           this.#c.store.update(t.id, direction, {
             state: direction === 'outgoing' && t.state === 'offered' ? 'declined' : 'cancelled',
             reason: `${peer.name} cancelled`
@@ -473,6 +606,52 @@ export class FileService {
     if (this.#c.store.add({ id, direction: 'incoming', peer: from, files: offered, state: 'offered', total }))
       this.#c.emit('file.offer', { id, from, device, files: offered, total })
     await reply({ t: 'offered' })
+  }
+
+  /** The recipient says how the transfer ended on its side: the sender's side says the same. */
+  async #onResult(
+    message: Control,
+    from: string,
+    reply: (body: object) => Promise<void>,
+    refuse: (code: string, message: string) => Promise<void>
+  ): Promise<void> {
+    const t = typeof message.id === 'string' ? this.#c.store.get(message.id, 'outgoing') : undefined
+    if (t === undefined || t.peer.toLowerCase() !== from.toLowerCase()) return await refuse('UNKNOWN', 'no such offer to you')
+    const state = message.state
+    if (state !== 'done' && state !== 'quarantined' && state !== 'failed')
+      return await refuse('MALFORMED', 'a result is done, quarantined or failed')
+    let infected: InfectedFile[] = []
+    let reason: string | null = null
+    if (state === 'quarantined') {
+      const paths = new Set(t.files.map((f) => f.path))
+      const list = message.infected
+      if (!Array.isArray(list) || list.length === 0 || list.length > t.files.length)
+        return await refuse('MALFORMED', 'a quarantine names the infected files')
+      for (const f of list as Array<Record<string, unknown>>) {
+        if (typeof f?.path !== 'string' || !paths.has(f.path)) return await refuse('MALFORMED', 'an infected file is a file of the offer')
+        if (typeof f.signature !== 'string' || !/^[\x21-\x7e][\x20-\x7e]*$/.test(f.signature))
+          return await refuse('MALFORMED', 'a signature is a printable name')
+        infected.push({ path: f.path, signature: clip(f.signature, LIMITS.files.signatureMaxBytes) })
+      }
+      reason = `QUARANTINED by ${from}'s virus scanner: ${infected.map((f) => `${f.path} (${f.signature})`).join(', ')}`
+    } else if (state === 'failed') {
+      const code = typeof message.code === 'string' && /^[A-Z_]{1,32}$/.test(message.code) ? message.code : 'FAILED'
+      reason = `${code} on ${from}'s side: ${clip(String(message.message ?? ''), 1000)}`
+      infected = []
+    }
+    // Ended here already (cancelled, refused): that stands. `done` (every byte served) gives way to the recipient's word.
+    if (!FINAL_STATES.has(t.state) || t.state === 'done') {
+      if (t.state !== state || reason !== t.reason) {
+        this.#c.store.update(t.id, 'outgoing', { state, reason, infected, ...(state === 'failed' ? {} : { bytes: t.total }) })
+        this.#c.emit('file.state', {
+          id: t.id,
+          state,
+          ...(reason === null ? {} : { reason }),
+          ...(infected.length > 0 ? { infected } : {})
+        })
+      }
+    }
+    await reply({ t: 'ok' })
   }
 
   async #onGet(
@@ -528,7 +707,8 @@ export class FileService {
       }
     }
     if (pending.length > 0) await flush(pending)
-    if (sent === file.size && index === t.files.length - 1) {
+    // Every byte served: done, unless the recipient has had its say already (its result comes after its last chunk).
+    if (sent === file.size && index === t.files.length - 1 && !FINAL_STATES.has(this.#c.store.get(id, 'outgoing')?.state ?? 'done')) {
       this.#c.store.update(id, 'outgoing', { state: 'done', bytes: t.total })
       this.#c.emit('file.state', { id, state: 'done' })
     }
@@ -581,6 +761,25 @@ async function readAll(path: string): Promise<Buffer<ArrayBufferLike>> {
     return await handle.readFile()
   } finally {
     await handle.close()
+  }
+}
+
+/** Cut to at most `max` UTF-8 bytes (on a character boundary). */
+function clip(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text
+  let out = text.slice(0, max)
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1)
+  return out
+}
+
+/** A rename, or a copy and a delete when `to` is on another filesystem (a quarantine in the profile, a download elsewhere). */
+async function move(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
+    await copyFile(from, to, constants.COPYFILE_EXCL)
+    await rm(from)
   }
 }
 

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { openDatabase } from '../store/sqlite.ts'
 
@@ -8,7 +9,16 @@ export interface OfferedFile {
   sha256: string
 }
 
-export type TransferState = 'offered' | 'accepted' | 'done' | 'declined' | 'cancelled' | 'refused' | 'failed'
+/** A file the recipient's virus scanner flagged: its path in the offer and the signature clamd named. */
+export interface InfectedFile {
+  path: string
+  signature: string
+}
+
+export type TransferState = 'offered' | 'accepted' | 'done' | 'quarantined' | 'declined' | 'cancelled' | 'refused' | 'failed'
+
+/** States a transfer does not leave (but for a later word from the recipient: see FileService). */
+export const FINAL_STATES: ReadonlySet<TransferState> = new Set(['done', 'quarantined', 'declined', 'cancelled', 'refused', 'failed'])
 
 export interface Transfer {
   id: string
@@ -23,6 +33,8 @@ export interface Transfer {
   folder: string | null
   /** Bytes verified and kept so far (incoming), or sent in the last attempt (outgoing). */
   bytes: number
+  /** `quarantined`: the files the recipient's scanner flagged (the others were moved into place). */
+  infected: InfectedFile[]
   total: number
   createdAt: number
   updatedAt: number
@@ -42,6 +54,7 @@ const SCHEMA = `
     total INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    infected TEXT,
     PRIMARY KEY (id, direction)
   );
 `
@@ -54,11 +67,21 @@ const SCHEMA = `
 export class FileStore {
   readonly #db: DatabaseSync
 
+  /** The folder the database is in (the profile), or undefined for ':memory:'. */
+  readonly folder: string | undefined
+
   constructor(path: string) {
     this.#db = openDatabase(path, SCHEMA)
+    this.folder = path === ':memory:' || path === '' ? undefined : dirname(path)
+    // A transfers table from before virus scanning.
+    const columns = this.#db.prepare('PRAGMA table_info(transfers)').all() as Array<{ name: string }>
+    if (!columns.some((c) => c.name === 'infected')) this.#db.exec('ALTER TABLE transfers ADD COLUMN infected TEXT')
   }
 
-  add(t: Omit<Transfer, 'createdAt' | 'updatedAt' | 'bytes' | 'reason' | 'folder'> & { sources?: string[] }, now = Date.now()): boolean {
+  add(
+    t: Omit<Transfer, 'createdAt' | 'updatedAt' | 'bytes' | 'reason' | 'folder' | 'infected'> & { sources?: string[] },
+    now = Date.now()
+  ): boolean {
     const result = this.#db
       .prepare(
         `INSERT INTO transfers (id, direction, peer, files, sources, state, total, created_at, updated_at)
@@ -91,13 +114,28 @@ export class FileStore {
     return row?.sources === null || row === undefined ? undefined : (JSON.parse(row.sources) as string[])
   }
 
-  update(id: string, direction: Transfer['direction'], change: Partial<Pick<Transfer, 'state' | 'reason' | 'folder' | 'bytes'>>): void {
+  update(
+    id: string,
+    direction: Transfer['direction'],
+    change: Partial<Pick<Transfer, 'state' | 'reason' | 'folder' | 'bytes' | 'infected'>>
+  ): void {
     const current = this.get(id, direction)
     if (current === undefined) return
     const next = { ...current, ...change }
     this.#db
-      .prepare('UPDATE transfers SET state = ?, reason = ?, folder = ?, bytes = ?, updated_at = ? WHERE id = ? AND direction = ?')
-      .run(next.state, next.reason, next.folder, next.bytes, Date.now(), id, direction)
+      .prepare(
+        'UPDATE transfers SET state = ?, reason = ?, folder = ?, bytes = ?, infected = ?, updated_at = ? WHERE id = ? AND direction = ?'
+      )
+      .run(
+        next.state,
+        next.reason,
+        next.folder,
+        next.bytes,
+        next.infected.length === 0 ? null : JSON.stringify(next.infected),
+        Date.now(),
+        id,
+        direction
+      )
   }
 
   /** The newest first. */
@@ -129,6 +167,7 @@ function transferOf(r: Row): Transfer {
     reason: (r.reason as string | null) ?? null,
     folder: (r.folder as string | null) ?? null,
     bytes: r.bytes as number,
+    infected: r.infected === null || r.infected === undefined ? [] : (JSON.parse(r.infected as string) as InfectedFile[]),
     total: r.total as number,
     createdAt: r.created_at as number,
     updatedAt: r.updated_at as number
