@@ -253,12 +253,6 @@ describe('parley CLI usage', () => {
     }
   })
 
-  it('says clearly that a command is not built yet', async () => {
-    const r = await parley(['up', '--data', '/nonexistent'])
-    assert.equal(r.code, 1)
-    assert.match(r.stderr, /not built yet .*\(NOT_IMPLEMENTED\)/)
-  })
-
   it('tells a user without a network what to do', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'parley-cli-'))
     try {

@@ -7,7 +7,7 @@ import { filesCommand, sendFileCommand } from './commands/files.ts'
 import { loginServer, loginServerKeys } from './commands/login-server.ts'
 import { networkInit } from './commands/network.ts'
 import { daemonCommand, netCommand, supernodeCommand, whoisCommand } from './commands/node.ts'
-import { notBuilt } from './commands/not-built.ts'
+import { upCommand } from './commands/up.ts'
 import type { Command, CommandContext } from './context.ts'
 import { describeFailure, makeOutput, UsageError } from './output.ts'
 
@@ -38,7 +38,7 @@ export const COMMANDS: Command[] = [
   voicemailCommand,
   sendFileCommand,
   filesCommand,
-  ...notBuilt
+  upCommand
 ]
 
 const GLOBAL_OPTIONS = {

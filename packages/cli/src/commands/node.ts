@@ -4,6 +4,7 @@ import { DEFAULT_PROFILE_DIR } from '@parley/node/profile'
 import { isErrorCode, ParleyError } from '@parley/protocol'
 import { type Command, type CommandContext, stringFlag } from '../context.ts'
 import { UsageError } from '../output.ts'
+import { CLIENT_VERSION } from '../version.ts'
 
 function profileDir(ctx: CommandContext): string {
   return stringFlag(ctx, 'data') ?? DEFAULT_PROFILE_DIR
@@ -40,6 +41,8 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
     ...(turn === undefined ? {} : { turn }),
     ...(ctx.flags['relay-media'] === true ? { relayMediaOnly: true } : {}),
     ...(ctx.flags.echo === true ? { echo: true } : {}),
+    ...(stringFlag(ctx, 'name-hint') === undefined ? {} : { nameHint: stringFlag(ctx, 'name-hint') as string }),
+    clientVersion: CLIENT_VERSION,
     dataDir: profileDir(ctx),
     role,
     ...(ranges === undefined ? {} : { publicRanges: ranges.split(',').filter((r) => r !== '') }),
@@ -50,9 +53,20 @@ async function runNode(ctx: CommandContext, role: 'client' | 'supernode'): Promi
     ...(api === undefined ? {} : { api })
   })
   process.stdout.write(
-    `${JSON.stringify({ event: 'ready', role, peerId: daemon.node.peerId, addrs: daemon.node.addresses, api: daemon.api.url })}\n`
+    `${JSON.stringify({ event: 'ready', role, peerId: daemon.node.peerId, addrs: daemon.node.addresses, api: daemon.api.url, web: daemon.api.web, signedIn: (await daemon.session()).signedIn })}\n`
   )
-  await ctx.waitForStop()
+  if (role === 'client' && !ctx.flags.json && ctx.flags['stop-with-stdin'] !== true)
+    process.stderr.write(`The web client: open ${daemon.api.web}\n`)
+  // Under `parley up`: its stdin closes when it goes, however it goes.
+  const parentGone = new Promise<void>((resolve) => {
+    if (ctx.flags['stop-with-stdin'] !== true) return
+    process.stdin.resume()
+    process.stdin.once('end', () => resolve())
+    process.stdin.once('close', () => resolve())
+  })
+  await Promise.race([ctx.waitForStop(), parentGone])
+  // A stdin still read would keep the process alive once the daemon has stopped.
+  if (ctx.flags['stop-with-stdin'] === true) process.stdin.destroy()
   await daemon.stop()
 }
 
@@ -65,7 +79,9 @@ const nodeOptions = {
   turn: { type: 'string' },
   'turn-secret': { type: 'string' },
   'relay-media': { type: 'boolean' },
-  echo: { type: 'boolean' }
+  echo: { type: 'boolean' },
+  'name-hint': { type: 'string' },
+  'stop-with-stdin': { type: 'boolean' }
 } as const
 
 export const daemonCommand: Command = {
