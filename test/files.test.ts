@@ -100,6 +100,51 @@ describe('two users send each other files from the command line', () => {
     )
   })
 
+  it('resumes after the sender is killed mid-transfer and started again, from the last verified byte', async () => {
+    const file = join(dir, 'video.bin')
+    const total = (await stat(file)).size
+    const sent = await cli('alice', ['send-file', 'bob_fx', file])
+    await until(
+      'bob has the offer',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'offered')
+    )
+    const target = join(dir, 'downloads-again')
+    await cli('bob', ['files', 'accept', String(sent.id), '--to', target])
+    const partial = join(target, '.parley-incoming', String(sent.id), '0')
+    const size = async (): Promise<number> => (await stat(partial).catch(() => undefined))?.size ?? -1
+    await until('part of the file arrives', size, (n) => n > 0, 20_000)
+    await network.daemons.get('alice')?.stop('SIGKILL')
+    const atKill = await size()
+    assert.ok(atKill > 0 && atKill < total, `the sender killed mid-transfer, ${atKill} bytes at the recipient`)
+    // What the recipient has (every byte verified on arrival) is never fetched again: its partial file only grows.
+    const sizes: number[] = []
+    const watch = setInterval(() => {
+      void size().then((n) => sizes.push(n))
+    }, 50)
+    try {
+      // The sender's offer, with where its file is read from, is on its disk (files.sqlite): the restarted daemon serves it.
+      await network.daemon('alice')
+      await until(
+        'done after the sender restarts',
+        () => transfers('bob'),
+        (t) => t.some((x) => x.id === sent.id && x.state === 'done'),
+        120_000
+      )
+    } finally {
+      clearInterval(watch)
+    }
+    const seen = sizes.filter((n) => n >= 0)
+    assert.ok(seen.length > 0 && Math.min(...seen) >= atKill, `resumed from ${Math.min(...seen)}, not below ${atKill}`)
+    assert.equal(await sha256(join(target, 'video.bin')), await sha256(file))
+    assert.deepEqual(await readdir(target), ['video.bin'], 'nothing left behind')
+    await until(
+      'alice sees it done',
+      () => transfers('alice'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'done')
+    )
+  })
+
   it('the policy names a clamd: the EICAR test file is quarantined in the profile, and both sides list it so', async () => {
     const clamd = await startClamd()
     try {
