@@ -272,6 +272,8 @@ export const LIMITS = {
      * past it (long enough to ride out a busy host's event loop without cutting speech).
      */
     mixBacklogMs: 500,
+    /** Live audio passed from the web client's leg into a call (or back) starts after this much is queued (a jitter buffer). */
+    bridgePrebufferMs: 60,
     /** The echo test contact records this much of a call, then plays it back. */
     echoRecordMs: 5_000,
     /** TURN credentials a supernode hands out live this long at most (never past the peer's own credential). */

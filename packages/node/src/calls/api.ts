@@ -18,7 +18,9 @@ export function callRoutes(calls: CallService): (app: FastifyInstance) => void {
   const media = {
     play: { type: 'string', minLength: 1, maxLength: 4096 },
     record: { type: 'string', minLength: 1, maxLength: 4096 },
-    seconds: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.calls.maxSeconds }
+    seconds: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.calls.maxSeconds },
+    // 'browser': the web client brings its own media next (POST /v1/calls/:id/media); 'daemon' (default): files or silence.
+    media: { type: 'string', enum: ['browser', 'daemon'] }
   }
   const idParam = { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' } } }
 
@@ -150,6 +152,22 @@ export function callRoutes(calls: CallService): (app: FastifyInstance) => void {
       await calls.decline((request.params as { id: string }).id)
       return { declined: true }
     })
+    // The web client's media leg: its SDP offer in, the daemon's answer out (see BrowserLeg).
+    app.post(
+      '/v1/calls/:id/media',
+      {
+        schema: {
+          params: idParam,
+          body: {
+            type: 'object',
+            required: ['sdp'],
+            additionalProperties: false,
+            properties: { sdp: { type: 'string', minLength: 1, maxLength: LIMITS.calls.sdpMaxBytes } }
+          }
+        }
+      },
+      async (request) => await calls.attachBrowser((request.params as { id: string }).id, (request.body as { sdp: string }).sdp)
+    )
     app.post('/v1/calls/:id/hangup', { schema: { params: idParam } }, async (request) => ({
       call: await calls.hangUp((request.params as { id: string }).id)
     }))

@@ -15,6 +15,8 @@ export class Mixer {
   /** Per listener, per source: samples waiting to be mixed. */
   readonly #queues = new Map<string, Map<string, SampleQueue>>()
   static readonly HOST = '(host)'
+  /** The host as a listener (a host whose user is in the conference through the web client hears everyone). */
+  static readonly HOST_EAR = '(host ear)'
 
   get participants(): string[] {
     return [...this.#queues.keys()]
@@ -45,15 +47,22 @@ export class Mixer {
     }
   }
 
-  /** The host's own audio (a file played into the conference): to every participant, kept whole. */
-  hostSays(samples: Int16Array): void {
-    for (const sources of this.#queues.values()) {
+  /**
+   * The host's own audio, to every participant: a file played into the
+   * conference is kept whole; a live voice (`live`) is trimmed like any
+   * participant's. The host never hears it back.
+   */
+  hostSays(samples: Int16Array, options: { live?: boolean } = {}): void {
+    const cap = Math.round((LIMITS.calls.mixBacklogMs * LIMITS.calls.audio.sampleRate) / 1000)
+    for (const [listener, sources] of this.#queues) {
+      if (listener === Mixer.HOST_EAR) continue
       let queue = sources.get(Mixer.HOST)
       if (queue === undefined) {
         queue = new SampleQueue()
         sources.set(Mixer.HOST, queue)
       }
       queue.push(samples)
+      if (options.live === true) queue.trimTo(cap)
     }
   }
 
@@ -68,10 +77,14 @@ export class Mixer {
 }
 
 /** Samples in arrival order, taken from the front. */
-class SampleQueue {
+export class SampleQueue {
   readonly #chunks: Int16Array[] = []
   #offset = 0
   #length = 0
+
+  get length(): number {
+    return this.#length
+  }
 
   push(chunk: Int16Array): void {
     if (chunk.length === 0) return

@@ -22,6 +22,7 @@ import { LIMITS, ParleyError } from '@parley/protocol'
 import type { ChatService, VoicemailView } from '../chat/service.ts'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
+import { BrowserLeg, LiveAudio } from './browser.ts'
 import { SignalChannel } from './channel.ts'
 import { Mixer } from './mixer.ts'
 import { CALL_PROTOCOL, type CancelReason, fingerprintsOf, type RejectReason, type Signal } from './signal.ts'
@@ -74,6 +75,8 @@ export interface CallView {
   /** The other side's hold and mute. */
   remoteHeld: boolean
   remoteMuted: boolean
+  /** Whether the web client's media is in this call (its microphone and camera, through its leg to this daemon). */
+  browser: boolean
   quality: CallQuality | null
   /** Once ended: the last figures of the call (MOS, RTT, jitter, loss), as kept in the history. */
   summary?: CallQualitySummary | null
@@ -127,7 +130,7 @@ interface Call {
   end: (view: CallView) => void
   dialedAt: number
   /** Video this side sends, by kind, and the other side's video tracks. */
-  videoOut: Map<string, { pattern: VideoPattern; sender: RtpSender }>
+  videoOut: Map<string, { sender: RtpSender; release: () => void }>
   videoIn: VideoCounter[]
   /** Renegotiations of this side waiting for the other side's answer, and the one under way (one at a time). */
   answerWaiters: Array<() => void>
@@ -136,6 +139,8 @@ interface Call {
   forwarded: Map<string, RtpSender>
   /** Outgoing, before an answer: why each device that said no said it. */
   rejections: RejectReason[]
+  /** The web client's media leg, when its user is in this call through the browser (a conference's: on one of its calls). */
+  browser: BrowserLeg | undefined
 }
 
 const FINAL_STATES = new Set<CallState>(['ended'])
@@ -228,6 +233,109 @@ export class CallService {
     return conference === undefined ? [] : [...conference.members].flatMap((m) => this.#calls.get(m)?.view ?? [])
   }
 
+  /**
+   * The web client joins a call with its own media: takes the browser's SDP
+   * offer for its leg to this daemon and returns the answer (see
+   * BrowserLeg). A leg already there (the page was reloaded) is replaced.
+   */
+  async attachBrowser(id: string, offer: string): Promise<{ sdp: string; call: CallView }> {
+    // An outgoing call has its media from the dial on (the browser's leg is up while it rings); an incoming one once answered.
+    const call = this.#calls.get(id)
+    if (call === undefined || call.view.state === 'ended') throw new ParleyError('NOT_FOUND', `no call ${id}`)
+    if (call.media === undefined) throw new ParleyError('CALL_NOT_CONNECTED', `call ${id} is not answered yet: answer it first`)
+    const key = call.view.conference
+    const host = key === null ? call : (this.#calls.get(key) ?? call)
+    for (const other of this.#calls.values()) {
+      if (other.browser === undefined) continue
+      other.browser.close()
+      other.browser = undefined
+      other.view.browser = false
+    }
+    const leg = new BrowserLeg()
+    let sdp: string
+    try {
+      sdp = await leg.answer(offer)
+    } catch (err) {
+      leg.close()
+      throw err
+    }
+    if (host.view.state === 'ended') {
+      leg.close()
+      throw new ParleyError('NOT_FOUND', `call ${id} has ended`)
+    }
+    host.browser = leg
+    host.view.browser = true
+    this.#routeBrowser(host)
+    this.#emit('call.state', host)
+    return { sdp, call: { ...call.view } }
+  }
+
+  /** The web client's leg serving this call (on the call, or on another call of its conference). */
+  #legOf(call: Call): BrowserLeg | undefined {
+    if (call.browser !== undefined) return call.browser
+    const key = call.view.conference
+    const conference = key === null ? undefined : this.#conferences.get(key)
+    for (const m of conference?.members ?? []) {
+      const leg = this.#calls.get(m)?.browser
+      if (leg !== undefined) return leg
+    }
+    return undefined
+  }
+
+  /**
+   * Where the web client's audio goes and what it hears: in a plain call, its
+   * microphone is what the call sends and the other side is what it hears;
+   * in a conference this device hosts, its user is the host (heard by all,
+   * hearing everyone's mix). Its screen shows the newest video that came.
+   */
+  #routeBrowser(call: Call): void {
+    const leg = call.browser
+    if (leg === undefined) return
+    const key = call.view.conference
+    const conference = key === null ? undefined : this.#conferences.get(key)
+    if (conference !== undefined) {
+      conference.mixer.add(Mixer.HOST_EAR)
+      leg.onMic = (chunk) => conference.mixer.hostSays(chunk, { live: true })
+      leg.pull = (frame) => conference.mixer.pull(Mixer.HOST_EAR, frame)
+    } else if (call.media !== undefined) {
+      const media = call.media
+      const mic = new LiveAudio()
+      leg.pull = undefined
+      leg.onMic = (chunk) => mic.push(chunk)
+      media.player.pull = (frame) => mic.pull(frame)
+      void media
+        .remoteAudio()
+        .then((recorder) => {
+          const before = recorder.onSamples
+          recorder.onSamples = (chunk) => {
+            before?.(chunk)
+            if (call.browser === leg && call.view.conference === null) leg.ear.push(chunk)
+          }
+        })
+        .catch(() => {})
+    }
+    const members = conference === undefined ? [call] : [...conference.members].flatMap((m) => this.#calls.get(m) ?? [])
+    const live = members.flatMap((m) => m.videoIn.map((v) => v.track)).filter((t) => t.readyState === 'live')
+    void leg.show(live.at(-1) ?? null)
+  }
+
+  /** A call with the web client's leg ends: the leg stays with the rest of its conference, or closes. */
+  #handOverBrowser(call: Call): void {
+    const leg = call.browser
+    if (leg === undefined) return
+    call.browser = undefined
+    const key = call.view.conference
+    const conference = key === null ? undefined : this.#conferences.get(key)
+    const next = [...(conference?.members ?? [])].map((m) => this.#calls.get(m)).find((c) => c !== undefined && c !== call)
+    if (next === undefined || leg.closed) {
+      leg.close()
+      return
+    }
+    next.browser = leg
+    next.view.browser = true
+    this.#routeBrowser(next)
+  }
+
   // Conferences this device hosts: each participant on its own call with this device, which mixes.
   readonly #conferences = new Map<string, { mixer: Mixer; members: Set<string> }>()
 
@@ -263,6 +371,8 @@ export class CallService {
     this.#mix(call, conference.mixer)
     conference.members.add(call.view.id)
     this.#forwardVideo(call)
+    const withBrowser = [...conference.members].map((m) => this.#calls.get(m)).find((c) => c?.browser !== undefined)
+    if (withBrowser !== undefined) this.#routeBrowser(withBrowser)
     for (const id of conference.members) {
       const member = this.#calls.get(id)
       if (member !== undefined) this.#emit('call.state', member)
@@ -791,6 +901,8 @@ export class CallService {
       if (event.track.kind !== 'video' || call.view.state === 'ended') return
       const counter = new VideoCounter(event.track)
       call.videoIn.push(counter)
+      // The web client's user sees the newest video that arrived.
+      void this.#legOf(call)?.show(event.track)
       // A conference this device hosts: the video goes on to the other participants (group video, forwarded).
       this.#forwardVideo(call)
       const sink = counter.sink
@@ -814,12 +926,39 @@ export class CallService {
     if (pc === undefined || call.winner === undefined) throw new ParleyError('NOT_FOUND', `no media in call ${id}`)
     const current = call.videoOut.get(kind)
     if (on === (current !== undefined)) return { ...call.view }
+    const leg = this.#legOf(call)
+    if (leg !== undefined) {
+      // The web client sends one video (its camera or its screen, switched in the browser): one track, however labelled.
+      const shared = [...call.videoOut.values()][0]
+      let changed = false
+      if (on && shared !== undefined) call.videoOut.set(kind, shared)
+      else if (on) {
+        const track = leg.video
+        if (track === undefined)
+          throw new ParleyError(
+            'INVALID_REQUEST',
+            'the web client sends no video: start the camera or the screen share in the browser first'
+          )
+        call.videoOut.set(kind, { sender: pc.addTrack(track), release: () => {} })
+        changed = true
+      } else {
+        call.videoOut.delete(kind)
+        if (call.videoOut.size === 0 && current !== undefined) {
+          pc.removeTrack(current.sender)
+          changed = true
+        }
+      }
+      call.view.sending = [...call.videoOut.keys()].sort()
+      if (changed) await this.#renegotiate(call)
+      this.#emit('call.state', call)
+      return { ...call.view }
+    }
     if (on) {
       const pattern = new VideoPattern({ screen: kind === 'screen' })
-      call.videoOut.set(kind, { pattern, sender: pc.addTrack(pattern.track) })
+      call.videoOut.set(kind, { sender: pc.addTrack(pattern.track), release: () => pattern.stop() })
     } else if (current !== undefined) {
       pc.removeTrack(current.sender)
-      current.pattern.stop()
+      current.release()
       call.videoOut.delete(kind)
     }
     call.view.sending = [...call.videoOut.keys()].sort()
@@ -917,6 +1056,7 @@ export class CallService {
       negotiating: Promise.resolve(),
       forwarded: new Map(),
       rejections: [],
+      browser: undefined,
       channels: new Map(),
       winner: undefined,
       media: undefined,
@@ -948,7 +1088,7 @@ export class CallService {
     for (const t of call.timers) clearTimeout(t)
     for (const ch of call.channels.values()) ch.close()
     call.winner?.close()
-    for (const { pattern } of call.videoOut.values()) pattern.stop()
+    for (const { release } of call.videoOut.values()) release()
     for (const counter of call.videoIn) counter.stop()
     if (call.media !== undefined) {
       call.media.recorder?.stop()
@@ -961,6 +1101,7 @@ export class CallService {
       call.media.close()
     }
     this.#leaveConference(call)
+    this.#handOverBrowser(call)
     this.#calls.delete(call.view.id)
     this.#c.store.add({
       id: call.view.id,
@@ -1071,6 +1212,7 @@ const IN_CALL_DEFAULTS = {
   videoFramesIn: 0,
   remoteHeld: false,
   remoteMuted: false,
+  browser: false,
   quality: null
 } as const satisfies Partial<CallView>
 
