@@ -20,6 +20,8 @@ import { CLIENT_VERSION } from '../version.ts'
 export const ECHO_NAME = 'echo123'
 const SEED_NAME = 'seed-supernode'
 const DEFAULT_USER = 'user'
+/** The first user's web address port when nothing else was asked for or used before (the next users: the next ports). */
+const DEFAULT_WEB_PORT = 8480
 const PARLEY_BIN = fileURLToPath(new URL('../../bin/parley.js', import.meta.url))
 /** How long one started role may take to say it is ready. */
 const READY_TIMEOUT_MS = 60_000
@@ -73,12 +75,15 @@ export const upCommand: Command = {
       await writeNetwork(network, login, [seedAddr])
       await up.account('echo', ECHO_NAME, 'Echo / Sound Test Service', network)
       const names = users.length === 0 ? [DEFAULT_USER] : users
+      // The web addresses: --port and the next ones; else those of the last run; else 8480 and on when free.
       let nextPort = portFlag === undefined ? undefined : Number(portFlag)
+      let preferred = DEFAULT_WEB_PORT
       const daemons = await Promise.all([
         up.role('echo', ['daemon', '--data', join(dir, 'echo'), '--network', network, '--echo', '--no-promote']),
         ...names.map((name) => {
           const wanted = nextPort
           if (nextPort !== undefined) nextPort++
+          const fallback = preferred++
           return up.role(
             `user-${name}`,
             [
@@ -92,7 +97,8 @@ export const upCommand: Command = {
               '127.0.0.1:PORT',
               ...(users.length === 0 ? [] : ['--name-hint', name])
             ],
-            wanted
+            wanted,
+            fallback
           )
         })
       ])
@@ -171,8 +177,8 @@ class Up {
    * to `logs/NAME.log`; it stops when this process goes, even killed (its
    * stdin closes).
    */
-  async role(name: string, args: string[], port?: number): Promise<{ ready: Record<string, unknown> }> {
-    const chosen = args.some((a) => a.includes('PORT')) ? await this.#port(name, port) : undefined
+  async role(name: string, args: string[], port?: number, preferred?: number): Promise<{ ready: Record<string, unknown> }> {
+    const chosen = args.some((a) => a.includes('PORT')) ? await this.#port(name, port, preferred) : undefined
     const argv = [PARLEY_BIN, ...args.map((a) => a.replace('PORT', String(chosen))), '--stop-with-stdin']
     const log = createWriteStream(join(this.#dir, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 })
     this.#logs.push(log)
@@ -212,15 +218,19 @@ class Up {
     return { ready }
   }
 
-  /** The port `key` used last time when it is free now (or the one asked for), else a free one. */
-  async #port(key: string, wanted?: number): Promise<number> {
-    for (const candidate of [wanted, this.#state.ports[key]]) {
+  /** The port asked for (which must be free), else the one `key` used last time, else `preferred`, when free; else any free one. */
+  async #port(key: string, wanted?: number, preferred?: number): Promise<number> {
+    if (wanted !== undefined) {
+      if (!(await isFree(wanted))) throw new ParleyError('UNAVAILABLE', `port ${wanted} is in use: pass another --port`)
+      this.#state.ports[key] = wanted
+      return wanted
+    }
+    for (const candidate of [this.#state.ports[key], preferred]) {
       if (candidate !== undefined && (await isFree(candidate))) {
         this.#state.ports[key] = candidate
         return candidate
       }
     }
-    if (wanted !== undefined) throw new ParleyError('UNAVAILABLE', `port ${wanted} is in use: pass another --port`)
     const port = await freePort()
     this.#state.ports[key] = port
     return port
