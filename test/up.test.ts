@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { type RunningRole, startRole } from '@parley/testing'
+import { parley, type RunningRole, startRole } from '@parley/testing'
 import { until } from './support.ts'
 
 const PASSWORD = 'up test password 7'
@@ -152,6 +152,15 @@ describe('parley up', () => {
     assert.equal((await alice2.call('/v1/contacts')).status, 401)
     const owner = JSON.parse(await readFile(join(dir, 'net', 'users', 'alice_up', 'owner.json'), 'utf8')) as { name: string }
     assert.equal(owner.name, 'alice_up')
+    // The command line's login goes through the running daemon, which comes online at once (and so does its logout).
+    const profile = join(dir, 'net', 'users', 'alice_up')
+    const login = await parley(['login', 'alice_up', '--data', profile, '--password-stdin', '--json'], { input: PASSWORD })
+    assert.equal(login.code, 0, login.stderr)
+    assert.equal((JSON.parse(login.stdout) as { through: string }).through, 'daemon')
+    assert.equal((await alice2.call('/v1/contacts')).status, 200)
+    const logout = await parley(['logout', '--data', profile, '--json'])
+    assert.equal(logout.code, 0, logout.stderr)
+    assert.equal((await alice2.call('/v1/contacts')).status, 401)
     assert.equal(await up.stop('SIGINT'), 0, up.stderr())
     up = undefined
   })

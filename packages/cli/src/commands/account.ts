@@ -5,6 +5,7 @@ import { ParleyError } from '@parley/protocol'
 import { type Command, type CommandContext, stringFlag } from '../context.ts'
 import { readPassword } from '../password.ts'
 import { CLIENT_VERSION } from '../version.ts'
+import { callDaemon } from './node.ts'
 
 const userOptions = { 'password-stdin': { type: 'boolean' } } as const
 
@@ -57,6 +58,15 @@ export const login: Command = {
     const profile = profileOf(ctx)
     const network = await profile.network(stringFlag(ctx, 'network'))
     const password = await readPassword(ctx.stdin, ctx.flags['password-stdin'] === true, `Password for ${name}: `)
+    // A daemon running for this profile signs in itself, and goes online at once.
+    const running = await throughDaemon(ctx, '/v1/account/login', { name, password })
+    if (running !== undefined) {
+      ctx.out.result(
+        { name: running.name, peerId: running.peerId, expiresAt: running.expiresAt, through: 'daemon' },
+        `logged in as ${running.name} until ${running.expiresAt} (the daemon is online)`
+      )
+      return
+    }
     const firstRun = await profile.isNew()
     const device = await profile.deviceKey()
     const client = new LoginClient({ url: network.login })
@@ -71,6 +81,16 @@ export const login: Command = {
       { name: grant.name, peerId: peerIdOf(device.publicKey), expiresAt: grant.expiresAt, renewAt: grant.renewAt },
       `logged in as ${grant.name} until ${grant.expiresAt}`
     )
+  }
+}
+
+/** A running daemon's answer to a session route (its `session`); undefined when no daemon runs for the profile. */
+async function throughDaemon(ctx: CommandContext, path: string, body: object): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await callDaemon(ctx, path, { method: 'POST', body })).session as Record<string, unknown>
+  } catch (err) {
+    if (err instanceof ParleyError && err.code === 'NO_DAEMON') return undefined
+    throw err
   }
 }
 
@@ -116,6 +136,11 @@ export const logout: Command = {
     const grant = await profile.credential()
     if (grant === undefined) {
       ctx.out.result({ ok: true, wasLoggedIn: false }, 'not logged in')
+      return
+    }
+    const running = await throughDaemon(ctx, '/v1/account/logout', {})
+    if (running !== undefined) {
+      ctx.out.result({ ok: true, wasLoggedIn: true, through: 'daemon' }, `logged out ${grant.name} (the daemon is offline)`)
       return
     }
     const s = await session(ctx)
