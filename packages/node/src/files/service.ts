@@ -748,9 +748,20 @@ function parseControl(frame: Uint8Array): Control {
   return value as Control
 }
 
+/** The SHA-256 of a file, read through one buffer (a stream's fresh buffer per read left GC slack of tens of MiB at 3 GiB). */
 async function sha256Of(path: string): Promise<string> {
   const hash = createHash('sha256')
-  for await (const piece of createReadStream(path, { highWaterMark: LIMITS.files.chunkBytes }) as AsyncIterable<Buffer>) hash.update(piece)
+  const handle = await open(path, 'r')
+  try {
+    const buffer = Buffer.allocUnsafe(LIMITS.files.chunkBytes)
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null)
+      if (bytesRead === 0) break
+      hash.update(buffer.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
   return hash.digest('hex')
 }
 
