@@ -9,8 +9,8 @@
 // credentials for it. Traffic goes nowhere else.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -267,6 +267,53 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
     process.stderr.write(
       `${JSON.stringify({ nat: 'direct-upgrade', outcomes, directOfRelayed: `${relayedFirst.filter((o) => o.path === 'direct').length}/${relayedFirst.length}`, direct })}\n`
     )
+  })
+
+  it('a file between the two NATed daemons goes through the relay, past its per-connection cap, and arrives whole', async () => {
+    // a and b cannot reach each other directly (TCP through two NATs, one symmetric): their connection is relayed.
+    await cli('a', ['contacts', 'add', users.b, '--data', data('a')])
+    await until(
+      'b sees the request',
+      async () => (await cli('b', ['contacts', 'list', '--data', data('b')])).contacts as Array<{ name: string; state: string }>,
+      (c) => c.some((x) => x.name === users.a && x.state === 'incoming')
+    )
+    await cli('b', ['contacts', 'accept', users.a, '--data', data('b')])
+    await until(
+      'a sees the acceptance',
+      async () => (await cli('a', ['contacts', 'list', '--data', data('a')])).contacts as Array<{ name: string; state: string }>,
+      (c) => c.some((x) => x.name === users.b && x.state === 'accepted')
+    )
+    // Past the relay's data limit per connection (LIMITS.overlay.relay.dataLimitBytes, 16 MiB): the supernode closes
+    // the relayed connection, and the transfer goes on over a new one from the last verified chunk.
+    const size = 24 * 1024 * 1024
+    const file = join(dir, 'relayed.bin')
+    for (let i = 0; i < size / (1024 * 1024); i++) await writeFile(file, randomBytes(1024 * 1024), { flag: 'a' })
+    const target = join(dir, 'b-downloads')
+    await mkdir(target)
+    await chmod(target, 0o777)
+    const started = performance.now()
+    const sent = await cli('a', ['send-file', users.b, file, '--data', data('a')])
+    await until(
+      'b has the offer',
+      async () => (await cli('b', ['files', 'list', '--data', data('b')])).transfers as Array<{ id: string; state: string }>,
+      (t) => t.some((x) => x.id === sent.id && x.state === 'offered')
+    )
+    await cli('b', ['files', 'accept', String(sent.id), '--to', target, '--data', data('b')])
+    const path = (await cli('a', ['net', users.b, '--data', data('a')])).devices as Array<{ path: string }>
+    assert.equal(path[0]?.path, 'relayed', 'the two NATed daemons are connected through the relay')
+    await until(
+      'the file arrives',
+      async () => (await cli('b', ['files', 'list', '--data', data('b')])).transfers as Array<{ id: string; state: string }>,
+      (t) => t.some((x) => x.id === sent.id && x.state === 'done'),
+      180_000
+    )
+    const seconds = (performance.now() - started) / 1000
+    const hash = async (f: string): Promise<string> =>
+      createHash('sha256')
+        .update(await readFile(f))
+        .digest('hex')
+    assert.equal(await hash(join(target, 'relayed.bin')), await hash(file))
+    process.stderr.write(`${JSON.stringify({ file: 'relayed', bytes: size, seconds, mbPerSecond: size / 1e6 / seconds })}\n`)
   })
 
   /** `caller` calls `callee` from the command line, playing speech; what the callee recorded, and both outcomes. */
