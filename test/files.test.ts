@@ -2,7 +2,7 @@
 // supernode and two user daemons as processes on loopback, driven by
 // `parley send-file` and `parley files` as a user would; the receiving daemon
 // is killed (SIGKILL) in the middle of a transfer and started again; with the machine's policy naming a clamd,
-// the EICAR test file is quarantined and both users' `parley files list` say so.
+// the EICAR test file is quarantined and both users' `parley files list` say so; a folder and a file go in one offer.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -178,6 +178,34 @@ describe('two users send each other files from the command line', () => {
       await rm(join(dir, 'policy.json'), { force: true })
       await clamd.stop()
     }
+  })
+
+  it('a folder and a file in one offer from the command line: the folder arrives as it was', async () => {
+    const folder = join(dir, 'project')
+    await mkdir(join(folder, 'src', 'lib'), { recursive: true })
+    await writeFile(join(folder, 'README'), 'read me\n')
+    await writeFile(join(folder, 'src', 'main.c'), randomBytes(3 * 1024 * 1024 + 1))
+    await writeFile(join(folder, 'src', 'lib', 'util.c'), randomBytes(4096))
+    const extra = join(dir, 'notes.txt')
+    await writeFile(extra, 'and a note\n')
+    const sent = await cli('alice', ['send-file', 'bob_fx', folder, extra])
+    assert.equal(sent.state, 'offered')
+    await until(
+      'bob has the offer',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'offered')
+    )
+    const target = join(dir, 'received-project')
+    await cli('bob', ['files', 'accept', String(sent.id), '--to', target])
+    await until(
+      'done',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === sent.id && x.state === 'done')
+    )
+    for (const name of ['project/README', 'project/src/main.c', 'project/src/lib/util.c', 'notes.txt'])
+      assert.equal(await sha256(join(target, name)), await sha256(join(dir, name)), name)
+    const human = await parley(['files', 'list', '--data', join(dir, 'bob')])
+    assert.match(human.stdout, new RegExp(`${String(sent.id)}  done  from alice_fx  4 files`))
   })
 
   it('says clearly when an offer cannot be made', async () => {

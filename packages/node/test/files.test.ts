@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -151,6 +151,63 @@ describe('sending files between two devices', () => {
     // The second device goes: the tests below speak to tom's first device alone.
     await tom2.stop()
     peers.splice(peers.indexOf(tom2), 1)
+  })
+
+  it('two transfers at once to the same recipient share the way: neither starves', async () => {
+    const size = 40 * 1024 * 1024
+    const files = ['first.bin', 'second.bin'].map((name) => join(dir, name))
+    for (const file of files) await writeFile(file, randomBytes(size))
+    const offers = []
+    for (const file of files) offers.push(await sam.files.send('tom_files', [file]))
+    const ids = offers.map((o) => o.id)
+    await until('tom has both offers', () => ids.every((id) => tom.files.get(id)?.state === 'offered'))
+    const target = join(dir, 'tom-both')
+    await Promise.all(ids.map(async (id) => await tom.files.accept(id, target)))
+    const partial = (id: string): string => join(target, '.parley-incoming', id, '0')
+    const have = async (id: string): Promise<number> =>
+      ['done', 'failed'].includes(tom.files.get(id)?.state ?? '') ? size : ((await stat(partial(id)).catch(() => undefined))?.size ?? 0)
+    // Watched as they go: when all of one has arrived, how much of the other has?
+    let other = -1
+    while (other < 0) {
+      const [a, b] = await Promise.all(ids.map(have))
+      if ((a as number) >= size || (b as number) >= size) other = Math.min(a as number, b as number)
+      else await new Promise((r) => setTimeout(r, 5))
+    }
+    assert.ok(other >= size / 3, `when one transfer finished, the other had ${other} of ${size} bytes (a third at least)`)
+    await until('both done', () => ids.every((id) => tom.files.get(id)?.state === 'done'), 30_000)
+    for (const [i, file] of files.entries())
+      assert.equal(await sha(join(target, ['first.bin', 'second.bin'][i] as string)), await sha(file))
+  })
+
+  it('several files and folders in one offer: symbolic links inside a folder are skipped, two files under one name refused', async () => {
+    const album = join(dir, 'album')
+    await mkdir(join(album, 'day1'), { recursive: true })
+    await writeFile(join(album, 'day1', 'a.jpg'), randomBytes(70_000))
+    await writeFile(join(album, 'cover.jpg'), randomBytes(1000))
+    // A loop back to the folder, and a link to a file outside it: neither goes.
+    await symlink(album, join(album, 'day1', 'loop'))
+    await symlink(join(dir, 'big.bin'), join(album, 'outside.bin'))
+    const notes = join(dir, 'notes.txt')
+    await writeFile(notes, 'see the album\n')
+    const offer = await sam.files.send('tom_files', [album, notes])
+    assert.deepEqual(
+      offer.files.map((f) => f.path),
+      ['album/cover.jpg', 'album/day1/a.jpg', 'notes.txt']
+    )
+    await until('offered', () => tom.files.get(offer.id)?.state === 'offered')
+    const target = join(dir, 'tom-album')
+    await tom.files.accept(offer.id, target)
+    await until('done', () => tom.files.get(offer.id)?.state === 'done')
+    for (const name of ['album/cover.jpg', 'album/day1/a.jpg', 'notes.txt'])
+      assert.equal(await sha(join(target, name)), await sha(join(dir, name)))
+    assert.deepEqual(
+      (await readdir(join(target, 'album'), { recursive: true })).sort(),
+      ['cover.jpg', 'day1', join('day1', 'a.jpg')].sort()
+    )
+    // Two paths whose files would arrive under one name.
+    await mkdir(join(dir, 'other'), { recursive: true })
+    await writeFile(join(dir, 'other', 'NOTES.txt'), 'another')
+    await assert.rejects(sam.files.send('tom_files', [notes, join(dir, 'other', 'NOTES.txt')]), /would both arrive as NOTES\.txt/)
   })
 
   it('a sender whose file changed under it (a lie about the hash): refused at the end, nothing moved into place', async () => {

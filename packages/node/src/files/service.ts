@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { chmod, constants, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
+import { chmod, constants, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -135,10 +135,17 @@ export class FileService {
     if (this.#c.chat.isBlocked(to)) throw new ParleyError('NOT_ALLOWED', `${to} is blocked`)
     const policy = this.#policy
     if (!policy.enabled) throw new ParleyError('NOT_ALLOWED', `file transfer is turned off on this machine (${policy.source})`)
-    const { files, sources } = await this.#collect(paths)
-    const total = files.reduce((n, f) => n + f.size, 0)
-    if (policy.maxBytes !== null && total > policy.maxBytes)
+    const found = await this.#collect(paths)
+    if (policy.maxBytes !== null && found.reduce((n, f) => n + f.size, 0) > policy.maxBytes)
       throw new ParleyError('NOT_ALLOWED', `this machine's policy allows at most ${policy.maxBytes} bytes per transfer (${policy.source})`)
+    // Hashed once the offer may be made (the size read with the hash: what the recipient will be sent).
+    const files: OfferedFile[] = []
+    for (const f of found) {
+      const { size, sha256 } = await sha256Of(f.source)
+      files.push({ path: f.path, size, sha256 })
+    }
+    const sources = found.map((f) => f.source)
+    const total = files.reduce((n, f) => n + f.size, 0)
     // Hex: an id never starts with '-' (a command line would take it for an option).
     const id = randomBytes(18).toString('hex')
     const offer = encoder.encode(JSON.stringify({ t: 'offer', id, files }))
@@ -162,28 +169,38 @@ export class FileService {
     )
   }
 
-  /** Names, sizes and hashes of the files under `paths` (folders walked), read once each. */
-  async #collect(paths: string[]): Promise<{ files: OfferedFile[]; sources: string[] }> {
-    const files: OfferedFile[] = []
-    const sources: string[] = []
-    const add = async (source: string, name: string): Promise<void> => {
-      const info = await stat(source).catch(() => undefined)
+  /**
+   * The files under `paths`, each with the name it will have in the offer (a
+   * folder's files under the folder's name, walked in name order) and its
+   * size. A path given is followed if it is a symbolic link; inside a folder,
+   * symbolic links are skipped (no loops, nothing from outside the folder).
+   * Two files that would arrive under one name are refused here, as the
+   * recipient would refuse them.
+   */
+  async #collect(paths: string[]): Promise<Array<{ path: string; size: number; source: string }>> {
+    const found: Array<{ path: string; size: number; source: string }> = []
+    const names = new Map<string, string>()
+    const add = async (source: string, name: string, top: boolean): Promise<void> => {
+      const info = await (top ? stat(source) : lstat(source)).catch(() => undefined)
       if (info === undefined) throw new ParleyError('NOT_FOUND', `${source} does not exist`)
       if (info.isDirectory()) {
-        for (const entry of (await readdir(source)).sort()) await add(join(source, entry), `${name}/${entry}`)
+        for (const entry of (await readdir(source)).sort()) await add(join(source, entry), `${name}/${entry}`, false)
         return
       }
       if (!info.isFile()) return
-      if (files.length >= LIMITS.files.maxFiles)
+      if (found.length >= LIMITS.files.maxFiles)
         throw new ParleyError('PAYLOAD_TOO_LARGE', `at most ${LIMITS.files.maxFiles} files in one offer`)
       const problem = pathProblem(name)
       if (problem !== undefined) throw new ParleyError('INVALID_REQUEST', `${source} cannot be sent under its name: ${problem}`)
-      files.push({ path: name, size: info.size, sha256: await sha256Of(source) })
-      sources.push(source)
+      const twin = names.get(name.toLowerCase())
+      if (twin !== undefined)
+        throw new ParleyError('INVALID_REQUEST', `${twin} and ${source} would both arrive as ${name}: send them in separate offers`)
+      names.set(name.toLowerCase(), source)
+      found.push({ path: name, size: info.size, source })
     }
-    for (const p of paths) await add(resolve(p), basename(resolve(p)))
-    if (files.length === 0) throw new ParleyError('INVALID_REQUEST', 'no file to send')
-    return { files, sources }
+    for (const p of paths) await add(resolve(p), basename(resolve(p)), true)
+    if (found.length === 0) throw new ParleyError('INVALID_REQUEST', 'no file to send')
+    return found
   }
 
   /** Cancels a transfer from either side; the other side is told. */
@@ -319,7 +336,7 @@ export class FileService {
     // Every file whole: each checked against its SHA-256.
     for (const [index, file] of t.files.entries()) {
       const partial = join(staging, String(index))
-      const hash = await sha256Of(partial)
+      const hash = (await sha256Of(partial)).sha256
       if (hash !== file.sha256) {
         await rm(partial, { force: true })
         await rm(`${partial}.chunks`, { force: true })
@@ -748,21 +765,26 @@ function parseControl(frame: Uint8Array): Control {
   return value as Control
 }
 
-/** The SHA-256 of a file, read through one buffer (a stream's fresh buffer per read left GC slack of tens of MiB at 3 GiB). */
-async function sha256Of(path: string): Promise<string> {
+/**
+ * The SHA-256 (hex) and size of a file, read through one buffer (a stream's
+ * fresh buffer per read left GC slack of tens of MiB at 3 GiB).
+ */
+async function sha256Of(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256')
   const handle = await open(path, 'r')
+  let size = 0
   try {
     const buffer = Buffer.allocUnsafe(LIMITS.files.chunkBytes)
     for (;;) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null)
       if (bytesRead === 0) break
       hash.update(buffer.subarray(0, bytesRead))
+      size += bytesRead
     }
   } finally {
     await handle.close()
   }
-  return hash.digest('hex')
+  return { sha256: hash.digest('hex'), size }
 }
 
 async function readAll(path: string): Promise<Buffer<ArrayBufferLike>> {
