@@ -23,7 +23,8 @@ const BENCHES = {
   search: 'packages/node/bench/search.bench.ts',
   floor: 'packages/calls/bench/floor.bench.ts',
   calls: 'packages/node/bench/calls.bench.ts',
-  files: 'packages/node/bench/files.bench.ts'
+  files: 'packages/node/bench/files.bench.ts',
+  web: 'packages/cli/bench/web.bench.ts'
 } as const
 type BenchName = keyof typeof BENCHES
 

@@ -120,6 +120,8 @@ export const LIMITS = {
       /** Relay reservations a node behind NAT holds (one per linked supernode, up to this). */
       reservationsPerNode: 3
     },
+    /** A node linked to no supernode at all tries again after 1 s, doubling up to this. */
+    aloneRetryMaxMs: 30_000,
     /** A direct-connection attempt (`/parley/direct/1.0.0`) over a relayed connection. */
     direct: {
       messageMaxBytes: 4096,

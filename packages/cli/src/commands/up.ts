@@ -7,14 +7,13 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { peerIdOf } from '@parley/crypto'
 import { ensurePrivateDir, readSecretFile, writeSecretFile } from '@parley/crypto/keyfile'
-import { LoginClient } from '@parley/login-client'
-import { startLoginServer } from '@parley/login-server'
-import { checkCredential, Profile } from '@parley/node/profile'
-import { isValidName, type NetworkFile, ParleyError } from '@parley/protocol'
+import { KeyRing, startLoginServer } from '@parley/login-server'
+import { Profile } from '@parley/node/profile'
+import { isErrorCode, isValidName, type NetworkFile, ParleyError } from '@parley/protocol'
 import { type Command, stringFlag } from '../context.ts'
 import { UsageError } from '../output.ts'
-import { CLIENT_VERSION } from '../version.ts'
 
 /** The echo test contact's user name (the report's "Echo / Sound Test Service"; names are 6 to 32 characters). */
 export const ECHO_NAME = 'echo123'
@@ -55,29 +54,33 @@ export const upCommand: Command = {
     const up = new Up(dir, state)
     const started = performance.now()
     try {
-      // 1. The login server, on its embedded database, in this process.
-      const login = await up.loginServer()
-      // 2. The seed supernode (and the network file naming it), then the echo contact and the users' daemons.
+      // Everything the network file says is known before anything runs (the login server's port and keys, the
+      // seed's port and peer id): the login server's database and every daemon start at the same time, and the
+      // seed and the echo contact sign in through their own local APIs once the login server answers.
+      const loginPort = await up.port('login')
+      const loginUrl = `http://127.0.0.1:${loginPort}`
       const network = join(dir, 'network.json')
-      await writeNetwork(network, login, [])
-      await up.account('seed', SEED_NAME, 'Seed supernode', network)
-      const seed = await up.role('seed', [
+      const seedPort = await up.port('seed')
+      const seedAddr = `/ip4/127.0.0.1/tcp/${seedPort}/p2p/${peerIdOf((await new Profile(join(dir, 'seed')).deviceKey()).publicKey)}`
+      await writeNetwork(network, loginUrl, await loginKeys(join(dir, 'login')), [seedAddr])
+      const loginStarted = up.loginServer(loginPort)
+      loginStarted.catch(() => {})
+      const seed = up.role('seed', [
         'supernode',
         '--data',
         join(dir, 'seed'),
         '--network',
         network,
         '--listen',
-        '/ip4/127.0.0.1/tcp/PORT'
+        `/ip4/127.0.0.1/tcp/${seedPort}`
       ])
-      const seedAddr = (seed.ready.addrs as string[])[0]
-      if (seedAddr === undefined) throw new ParleyError('INTERNAL', 'the seed supernode reported no address')
-      await writeNetwork(network, login, [seedAddr])
-      await up.account('echo', ECHO_NAME, 'Echo / Sound Test Service', network)
+      seed.catch(() => {})
       const names = users.length === 0 ? [DEFAULT_USER] : users
       // The web addresses: --port and the next ones; else those of the last run; else 8480 and on when free.
       let nextPort = portFlag === undefined ? undefined : Number(portFlag)
       let preferred = DEFAULT_WEB_PORT
+      // The daemons link to the seed once it listens (a link tried earlier would wait for the next round).
+      await seed
       const daemons = await Promise.all([
         up.role('echo', ['daemon', '--data', join(dir, 'echo'), '--network', network, '--echo', '--no-promote']),
         ...names.map((name) => {
@@ -102,6 +105,10 @@ export const upCommand: Command = {
           )
         })
       ])
+      const login = await loginStarted
+      // The seed first: until it is signed in it refuses every hello.
+      await up.account('seed', SEED_NAME, 'Seed supernode')
+      await up.account('echo', ECHO_NAME, 'Echo / Sound Test Service')
       const webs: Record<string, string> = {}
       for (const [i, name] of names.entries()) webs[name] = String(daemons[i + 1]?.ready.web)
       await writeState(dir, state)
@@ -142,33 +149,50 @@ class Up {
     this.failed.catch(() => {})
   }
 
-  async loginServer(): Promise<string> {
-    const port = await this.#port('login')
+  async loginServer(port: number): Promise<string> {
     const server = await startLoginServer({ dataDir: join(this.#dir, 'login'), listen: `127.0.0.1:${port}`, logLevel: 'warn' })
     this.#closeLogin = () => server.close()
     return server.url
   }
 
-  /** The profile `key` logged in as `name`: registered with a random password on the first run (kept 0600). */
-  async account(key: string, name: string, displayName: string, networkFile: string): Promise<void> {
+  /**
+   * The running daemon of profile `key` signed in as `name`, through its own
+   * local API: registered with a random password on the first run (kept 0600
+   * in `secrets.json`), logged in again when its credential has lapsed.
+   */
+  async account(key: string, name: string, displayName: string): Promise<void> {
     const secrets = join(this.#dir, 'secrets.json')
     const stored = JSON.parse((await readSecretFile(secrets))?.toString('utf8') ?? '{}') as Record<string, string>
-    const profile = new Profile(join(this.#dir, key))
-    const network = await profile.network(networkFile)
-    const client = new LoginClient({ url: network.login })
+    const api = JSON.parse((await readSecretFile(join(this.#dir, key, 'api.json')))?.toString('utf8') ?? '{}') as {
+      url?: string
+      token?: string
+    }
+    if (api.url === undefined || api.token === undefined) throw new ParleyError('INTERNAL', `the ${key} daemon wrote no api.json`)
+    const call = async (path: string, body?: object): Promise<{ session: { signedIn: boolean } }> => {
+      const response = await fetch(`${api.url}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${api.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(30_000)
+      })
+      const answer = (await response.json()) as { session: { signedIn: boolean }; error?: { code: string; message: string } }
+      if (answer.error !== undefined)
+        throw new ParleyError(isErrorCode(answer.error.code) ? answer.error.code : 'INTERNAL', `${key}: ${answer.error.message}`)
+      return answer
+    }
+    if ((await call('/v1/session')).session.signedIn) return
     let password = stored[key]
     if (password === undefined) {
       password = randomBytes(24).toString('base64url')
       // Kept before registering: a run stopped in between logs in with it next time.
       await writeSecretFile(secrets, `${JSON.stringify({ ...stored, [key]: password }, null, 2)}\n`)
-      await client.register({ name, password, displayName })
-    }
-    const device = await profile.deviceKey()
-    const grant = await client.login({ name, password, device, clientVersion: CLIENT_VERSION })
-    const verdict = checkCredential(network, grant.credential, device)
-    if (!verdict.ok) throw new ParleyError(verdict.reason, `the login server's credential does not verify: ${verdict.message}`)
-    await profile.saveCredential(grant)
-    await profile.setOwner({ name, displayName })
+      await call('/v1/account/register', { name, password, displayName })
+    } else await call('/v1/account/login', { name, password })
+  }
+
+  /** The port `key` used last time when it is free now, else a free one. */
+  async port(key: string): Promise<number> {
+    return await this.#port(key)
   }
 
   /**
@@ -254,10 +278,16 @@ async function stopChild({ child, exited }: { child: ChildProcess; exited: Promi
   if (!done) child.kill('SIGKILL')
 }
 
-async function writeNetwork(file: string, login: string, seeds: string[]): Promise<void> {
-  const { keys } = await new LoginClient({ url: login }).keys()
-  const network: NetworkFile = { version: 1, login, keys: keys.map((k) => ({ id: k.id, publicKey: k.publicKey })), seeds }
+async function writeNetwork(file: string, login: string, keys: NetworkFile['keys'], seeds: string[]): Promise<void> {
+  const network: NetworkFile = { version: 1, login, keys, seeds }
   await writeFile(file, `${JSON.stringify(network, null, 2)}\n`, { mode: 0o600 })
+}
+
+/** The login server's published keys, from its folder (made there on the first run). */
+async function loginKeys(dir: string): Promise<NetworkFile['keys']> {
+  await ensurePrivateDir(dir)
+  const ring = await KeyRing.open(dir)
+  return ring.published().map((k) => ({ id: k.id, publicKey: k.publicKey }))
 }
 
 async function readState(dir: string): Promise<UpState> {

@@ -77,6 +77,7 @@ export class SupernodeLinks extends EventTarget {
   async stop(): Promise<void> {
     this.#stopped = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
+    if (this.#retry !== undefined) clearTimeout(this.#retry)
     const libp2p = this.#node.libp2p
     libp2p.removeEventListener('peer:identify', this.#onIdentify)
     libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
@@ -95,6 +96,29 @@ export class SupernodeLinks extends EventTarget {
       this.#filling = undefined
     })
     await this.#filling
+    this.#retryWhileAlone()
+  }
+
+  #retry: ReturnType<typeof setTimeout> | undefined
+  #retryMs = 0
+
+  /**
+   * A node with no supernode at all (every candidate failed: the seed was still
+   * starting, the network was down) tries again soon, backing off from 1 s to
+   * LIMITS.overlay.aloneRetryMaxMs, instead of waiting for the next discovery round.
+   */
+  #retryWhileAlone(): void {
+    if (this.#linked.size > 0 || this.#stopped || this.#init.online?.() === false) {
+      this.#retryMs = 0
+      return
+    }
+    if (this.#retry !== undefined) return
+    this.#retryMs = Math.min(Math.max(1_000, this.#retryMs * 2), LIMITS.overlay.aloneRetryMaxMs)
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      void this.fill().catch(() => {})
+    }, this.#retryMs)
+    this.#retry.unref?.()
   }
 
   /**
