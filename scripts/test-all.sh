@@ -32,6 +32,8 @@ command -v sox >/dev/null || missing+=(sox)
 command -v turnserver >/dev/null || missing+=(coturn)
 # Files: the scanning tests start their own clamd (own config, socket and signature file: no freshclam, no download).
 [ -x /usr/sbin/clamd ] || command -v clamd >/dev/null || missing+=(clamav clamav-daemon)
+# The web client's tests drive Debian's Chromium through playwright-core (never a downloaded browser).
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -49,6 +51,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+# The web client the daemons serve (and the browser tests use), built from this checkout.
+npm run build
 npm run lint
 npm run typecheck
 npm test
