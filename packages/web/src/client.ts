@@ -445,9 +445,12 @@ export function markOpenRead(): void {
 
 export function unreadIn(conv: string | undefined, s: State = getState()): number {
   if (conv === undefined) return 0
-  const since = s.readUpTo[conv] ?? 0
   const mine = s.session?.name ?? ''
-  return (s.messages[conv] ?? []).filter((m) => m.from !== mine && m.at > since && !m.deleted).length
+  const list = s.messages[conv] ?? []
+  // What came before the user's own latest line was seen (they answered it), whichever device they wrote from.
+  let since = s.readUpTo[conv] ?? 0
+  for (const m of list) if (m.from === mine && m.at > since) since = m.at
+  return list.filter((m) => m.from !== mine && m.at > since && !m.deleted).length
 }
 
 // Messages

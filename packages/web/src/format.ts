@@ -1,6 +1,6 @@
 /** Small formatting helpers: times, durations, sizes, in plain words. */
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' })
 const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' })
 const shortDayFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short' })
 

@@ -48,18 +48,16 @@ export function FilesView() {
             </ul>
           </section>
         )}
-        <section className="card" aria-labelledby="active-h">
-          <h2 id="active-h">In progress</h2>
-          {active.length === 0 ? (
-            <p className="muted">Nothing is being transferred right now.</p>
-          ) : (
+        {active.length > 0 && (
+          <section className="card" aria-labelledby="active-h">
+            <h2 id="active-h">In progress</h2>
             <ul className="transfer-list">
               {active.map((t) => (
                 <TransferRow key={t.id} t={t} p={progress[t.id]} />
               ))}
             </ul>
-          )}
-        </section>
+          </section>
+        )}
         <section className="card" aria-labelledby="past-h">
           <h2 id="past-h">History</h2>
           {past.length === 0 ? (

@@ -101,7 +101,8 @@ export function Sidebar() {
   return (
     <aside className="sidebar" aria-label="Conversations">
       <div className="me">
-        <button type="button" className="me-card" onClick={() => setState({ view: 'profile' })} aria-label={`Your profile: ${name}`}>
+        <button type="button" className="me-card" onClick={() => setState({ view: 'profile' })}>
+          <span className="sr-only">Your profile: </span>
           <Avatar name={name} size={40} presence={status.presence} />
           <span className="me-text">
             <span className="me-name">{session?.displayName ?? name}</span>

@@ -10,8 +10,9 @@ type Mode = 'signin' | 'signup'
 /** Sign in and sign up: the rules for names and passwords shown up front, errors said next to the field they concern. */
 export function SignIn() {
   const session = useStore((s) => s.session)
-  const [mode, setMode] = useState<Mode>(session?.suggestedName != null ? 'signup' : 'signin')
-  const [name, setName] = useState(session?.suggestedName ?? '')
+  // Someone who signed in from this browser before signs in again; a new profile with a suggested name signs up.
+  const [mode, setMode] = useState<Mode>(lastName() === undefined && session?.suggestedName != null ? 'signup' : 'signin')
+  const [name, setName] = useState(lastName() ?? session?.suggestedName ?? '')
   const [password, setPassword] = useState('')
   const [confirm, setConfirm] = useState('')
   const [displayName, setDisplayName] = useState('')
@@ -61,6 +62,7 @@ export function SignIn() {
           ...(email.trim() === '' ? {} : { email: email.trim() })
         })
       else await signIn(name, password)
+      localStorage.setItem(LAST_NAME_KEY, name)
     } catch (err) {
       const code = err instanceof ApiError ? err.code : ''
       const field =
@@ -247,6 +249,16 @@ function PasswordRules({ id, password, name }: { id: string; password: string; n
       ))}
     </ul>
   )
+}
+
+const LAST_NAME_KEY = 'parley.lastName'
+
+function lastName(): string | undefined {
+  try {
+    return localStorage.getItem(LAST_NAME_KEY) ?? undefined
+  } catch {
+    return undefined
+  }
 }
 
 function capitalize(text: string): string {

@@ -33,7 +33,7 @@ const PATHS = {
   incoming: 'M18 6L8 16M8 8v8h8',
   outgoing: 'M6 18L16 8M8 8h8v8',
   voicemail: 'M6 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM18 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM6 15h12',
-  more: 'M5 12h.01M12 12h.01M19 12h.01',
+  more: 'M5 11a1 1 0 1 0 0 2 1 1 0 1 0 0-2zM12 11a1 1 0 1 0 0 2 1 1 0 1 0 0-2zM19 11a1 1 0 1 0 0 2 1 1 0 1 0 0-2z',
   back: 'M15 5l-7 7 7 7',
   minimize: 'M5 19h14',
   expand: 'M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5',
