@@ -32,8 +32,10 @@ command -v sox >/dev/null || missing+=(sox)
 command -v turnserver >/dev/null || missing+=(coturn)
 # Files: the scanning tests start their own clamd (own config, socket and signature file: no freshclam, no download).
 [ -x /usr/sbin/clamd ] || command -v clamd >/dev/null || missing+=(clamav clamav-daemon)
-# The web client's tests drive Debian's Chromium through playwright-core (never a downloaded browser).
+# The web client's tests drive Debian's Chromium through playwright-core (never a downloaded browser); an emoji font
+# makes their screenshots show emoji rather than empty boxes.
 command -v chromium >/dev/null || missing+=(chromium)
+compgen -G '/usr/share/fonts/truetype/noto/NotoColorEmoji*' >/dev/null || missing+=(fonts-noto-color-emoji)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -55,4 +57,6 @@ npm ci --no-audit --no-fund
 npm run build
 npm run lint
 npm run typecheck
+# The web client has its own compiler settings (DOM, JSX): checked on its own.
+npm run typecheck --workspace @parley/web
 npm test
