@@ -208,6 +208,57 @@ describe('two users send each other files from the command line', () => {
     assert.match(human.stdout, new RegExp(`${String(sent.id)}  done  from alice_fx  4 files`))
   })
 
+  it('the web client uploads a file to offer: streamed to the profile, offered, and gone from there once delivered', async () => {
+    const api = JSON.parse(await readFile(join(dir, 'alice', 'api.json'), 'utf8')) as { url: string; token: string }
+    const upload = (query: string, body: Buffer, type = 'application/octet-stream'): Promise<Response> =>
+      fetch(`${api.url}/v1/files/upload?${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${api.token}`, 'content-type': type },
+        body: new Uint8Array(body)
+      })
+    const photo = randomBytes(3 * 1024 * 1024 + 17)
+    const response = await upload('to=bob_fx&name=holiday%20photo.jpg', photo)
+    assert.equal(response.status, 200, await response.clone().text())
+    const { transfer } = (await response.json()) as { transfer: { id: string; total: number; files: Array<{ path: string }> } }
+    assert.equal(transfer.total, photo.length)
+    assert.deepEqual(
+      transfer.files.map((f) => f.path),
+      ['holiday photo.jpg']
+    )
+    const target = join(dir, 'from-browser')
+    await mkdir(target)
+    await until(
+      'bob has the offer',
+      () => transfers('bob'),
+      (t) => t.some((x) => x.id === transfer.id && x.state === 'offered')
+    )
+    await cli('bob', ['files', 'accept', transfer.id, '--to', target])
+    await until(
+      'done on both sides',
+      async () => [...(await transfers('bob')), ...(await transfers('alice'))].filter((x) => x.id === transfer.id),
+      (t) => t.length === 2 && t.every((x) => x.state === 'done'),
+      30_000
+    )
+    assert.deepEqual(await readFile(join(target, 'holiday photo.jpg')), photo)
+    // A name that is a path, an empty body type or another type: refused with a reason.
+    for (const [query, type] of [
+      ['to=bob_fx&name=..%2Fescape', 'application/octet-stream'],
+      ['to=bob_fx&name=%2Fetc%2Fpasswd', 'application/octet-stream'],
+      ['to=bob_fx&name=note.txt', 'text/plain']
+    ] as const) {
+      const refused = await upload(query, Buffer.from([1, 2, 3]), type)
+      assert.ok(refused.status === 400 || refused.status === 415, `${query} ${type}: ${refused.status}`)
+    }
+    // The next upload sweeps the folders of transfers that have ended: only the new one is left.
+    const again = await upload('to=bob_fx&name=second.bin', randomBytes(1024))
+    assert.equal(again.status, 200)
+    await until(
+      "the delivered upload is gone from alice's profile",
+      async () => await readdir(join(dir, 'alice', 'uploads')),
+      (entries) => entries.length === 1
+    )
+  })
+
   it('says clearly when an offer cannot be made', async () => {
     const missing = await parley(['send-file', 'bob_fx', join(dir, 'no-such-file'), '--data', join(dir, 'alice')])
     assert.equal(missing.code, 1)

@@ -307,6 +307,8 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
       (t) => t.some((x) => x.id === sent.id && x.state === 'done'),
       180_000
     )
+    const listed = (await cli('b', ['files', 'list', '--data', data('b')])).transfers as Array<{ id: string; path?: string }>
+    assert.equal(listed.find((x) => x.id === sent.id)?.path, 'relayed', 'the transfer says its bytes came through a relay')
     const seconds = (performance.now() - started) / 1000
     const hash = async (f: string): Promise<string> =>
       createHash('sha256')

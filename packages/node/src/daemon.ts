@@ -437,7 +437,7 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
     },
     {
       events,
-      routes: [chatRoutes(chat, presence), callRoutes(calls), fileRoutes(files)],
+      routes: [chatRoutes(chat, presence), callRoutes(calls), fileRoutes(files, { uploads: join(profile.dir, 'uploads') })],
       ...(init.webRoot === undefined ? {} : { webRoot: init.webRoot })
     }
   )

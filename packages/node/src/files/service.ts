@@ -118,8 +118,12 @@ export class FileService {
     await this.#c.node.libp2p.unhandle(FILE_PROTOCOL).catch(() => {})
   }
 
-  list(limit = 100): Transfer[] {
-    return this.#c.store.list(limit)
+  /** The transfers, newest first; an incoming one whose bytes have started says how they come (`path`). */
+  list(limit = 100): Array<Transfer & { path?: string }> {
+    return this.#c.store.list(limit).map((t) => {
+      const path = t.direction === 'incoming' ? this.#paths.get(t.id) : undefined
+      return path === undefined ? t : { ...t, path }
+    })
   }
 
   get(id: string): Transfer | undefined {
@@ -469,6 +473,14 @@ export class FileService {
   }
 
   /** One file from `offset`, from the first of `devices` that answers: frames checked and appended, the hash of each kept beside it. */
+  /** How each incoming transfer's bytes come now ('direct' or 'relayed'), by transfer id. */
+  readonly #paths = new Map<string, string>()
+
+  /** How a transfer's bytes came last (direct or through a relay); undefined before any came. */
+  pathOf(id: string): string | undefined {
+    return this.#paths.get(id)
+  }
+
   async #fetchFile(
     t: Transfer,
     index: number,
@@ -480,15 +492,32 @@ export class FileService {
     const file = t.files[index] as OfferedFile
     let stream: Stream | undefined
     let lastError: Error | undefined
+    let path: string | undefined
     for (const device of devices) {
       try {
-        stream = await this.#open(device)
+        // Bulk bytes go direct when they can: a relayed connection is first upgraded (hole punch, connection reversal).
+        stream = await this.#open(device, { direct: true })
+        path = this.#c.node.pathTo(device)
         break
       } catch (err) {
         lastError = err as Error
       }
     }
     if (stream === undefined) throw lastError ?? new Error(`no device of ${t.peer} is online`)
+    if (this.#paths.get(t.id) !== path) {
+      this.#paths.set(t.id, path ?? 'unknown')
+      if (this.#paths.size > 1_000) this.#paths.delete(this.#paths.keys().next().value as string)
+      // Said plainly: through a relay, the supernode carries at most LIMITS.overlay.relay.dataLimitBytes per connection.
+      this.#c.emit('file.path', {
+        id: t.id,
+        path,
+        ...(path === 'relayed'
+          ? {
+              note: `no direct path to ${t.peer}: through a supernode's relay, which carries ${LIMITS.overlay.relay.dataLimitBytes / 2 ** 20} MiB per connection (the transfer resumes on a new one), slowly`
+            }
+          : {})
+      })
+    }
     const lp = lpStream(stream, {
       maxDataLength: LIMITS.files.chunkBytes + HASH_BYTES,
       maxBufferSize: (LIMITS.files.windowChunks + 1) * (LIMITS.files.chunkBytes + HASH_BYTES + 8)
@@ -731,12 +760,17 @@ export class FileService {
     }
   }
 
-  async #open(device: string): Promise<Stream> {
+  async #open(device: string, options: { direct?: boolean } = {}): Promise<Stream> {
     const { node } = this.#c
     const signal = AbortSignal.timeout(LIMITS.chat.deliverTimeoutMs)
-    const connection = await node.libp2p.dial(peerIdFromString(device), { signal })
+    const peer = peerIdFromString(device)
+    let connection = await node.libp2p.dial(peer, { signal })
     const hello = await node.hello.greet(connection)
     if (!hello.ok) throw new Error(`hello: ${hello.reason}`)
+    if (options.direct === true && node.pathTo(peer) === 'relayed') {
+      const path = await node.direct.upgrade(peer).catch(() => 'relayed')
+      if (path === 'direct') connection = await node.libp2p.dial(peer, { signal })
+    }
     return await connection.newStream(FILE_PROTOCOL, { signal, runOnLimitedConnection: true })
   }
 
