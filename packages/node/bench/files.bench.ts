@@ -318,6 +318,8 @@ interface TransferRun {
   done: boolean
   mbps: number
   cpuPercentOfOneCore: { sender: number; receiver: number }
+  /** CPU seconds (user + system, all threads) each side spent on the transfer: steadier than rates on a busy machine. */
+  cpuSeconds: { sender: number; receiver: number }
   rssMiBBefore: { sender: number; receiver: number }
   peakRssMiBDuring: { sender: number; receiver: number }
   /** The partial file on the recipient's disk: first and last byte (ms after the accept), its growth while it grew. */
@@ -376,6 +378,7 @@ async function transfer(sender: Daemon, receiver: Daemon, source: string, deadli
   }
   await rm(folder, { recursive: true, force: true })
   const cpu = (i: 0 | 1): number => Math.round((100 * ((cpu1[i] as number) - (cpu0[i] as number))) / (ms / 1000))
+  const used = (i: 0 | 1): number => Number(((cpu1[i] as number) - (cpu0[i] as number)).toFixed(2))
   return {
     path,
     offerMs: Math.round(offerMs),
@@ -384,6 +387,7 @@ async function transfer(sender: Daemon, receiver: Daemon, source: string, deadli
     done,
     mbps: mbps(bytes, ms),
     cpuPercentOfOneCore: { sender: cpu(0), receiver: cpu(1) },
+    cpuSeconds: { sender: used(0), receiver: used(1) },
     rssMiBBefore: { sender: (rssBefore[0] as ProcMemory).rssMiB, receiver: (rssBefore[1] as ProcMemory).rssMiB },
     peakRssMiBDuring: { sender: peaks.get(sender.pid) ?? Number.NaN, receiver: peaks.get(receiver.pid) ?? Number.NaN },
     disk,
@@ -397,6 +401,7 @@ interface RawRun {
   ms: number
   mbps: number
   cpuPercentOfOneCore: { sender: number; receiver: number }
+  cpuSeconds: { sender: number; receiver: number }
 }
 
 async function rawOnce(): Promise<RawRun> {
@@ -416,7 +421,13 @@ async function rawOnce(): Promise<RawRun> {
     if (sent.error !== undefined || got.error !== undefined || got.bytes !== SIZE)
       throw new Error(`raw stream: sent ${JSON.stringify(sent)}, received ${JSON.stringify(got)}`)
     const cpu = (i: 0 | 1): number => Math.round((100 * ((cpu1[i] as number) - (cpu0[i] as number))) / (ms / 1000))
-    return { ms: Math.round(ms), mbps: mbps(SIZE, ms), cpuPercentOfOneCore: { sender: cpu(0), receiver: cpu(1) } }
+    const used = (i: 0 | 1): number => Number(((cpu1[i] as number) - (cpu0[i] as number)).toFixed(2))
+    return {
+      ms: Math.round(ms),
+      mbps: mbps(SIZE, ms),
+      cpuPercentOfOneCore: { sender: cpu(0), receiver: cpu(1) },
+      cpuSeconds: { sender: used(0), receiver: used(1) }
+    }
   } finally {
     for (const s of [sender, receiver]) {
       await s.stop()
