@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { type RunningRole, speechFile, startRole } from '@parley/testing'
+import { parley, type RunningRole, speechFile, startRole } from '@parley/testing'
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
 
 const run = promisify(execFile)
@@ -57,7 +57,7 @@ async function axeScan(page: Page, screen: string): Promise<void> {
 
 async function shot(page: Page, name: string): Promise<void> {
   // Toasts come and go: the screenshot shows the screen itself.
-  for (const dismiss of await page.getByRole('button', { name: 'Dismiss' }).all()) await dismiss.click().catch(() => {})
+  for (const dismiss of await page.getByRole('button', { name: 'Dismiss' }).all()) await dismiss.click({ timeout: 1000 }).catch(() => {})
   await page.waitForTimeout(300)
   await page.screenshot({ path: join(SHOTS, `${name}.png`) })
 }
@@ -151,6 +151,7 @@ describe('web client', { timeout: 600_000 }, () => {
   let browser: Browser | undefined
   const contexts: BrowserContext[] = []
   let webs: Record<string, string>
+  let speechWav: string
   let alice: Page
   let bob: Page
   const errors: string[] = []
@@ -167,6 +168,7 @@ describe('web client', { timeout: 600_000 }, () => {
     const speech = join(dir, 'speech.wav')
     await speechFile(speech22)
     await run('sox', [speech22, '-r', '48000', '-c', '1', '-b', '16', speech])
+    speechWav = speech
     up = await startRole(['up', '--data', join(dir, 'net'), '--users', `${ALICE},${BOB}`], { timeoutMs: 120_000 })
     webs = up.ready.webs as Record<string, string>
     assert.equal(up.ready.echo, ECHO)
@@ -411,6 +413,142 @@ describe('web client', { timeout: 600_000 }, () => {
     await alice.getByRole('toolbar', { name: 'Call controls' }).waitFor({ state: 'detached', timeout: 30_000 })
   })
 
+  it('shows a call that was not answered as missed, and plays a voicemail', async () => {
+    for (const page of [alice, bob]) await endCall(page)
+    await openChat(alice, BOB)
+    await alice.getByRole('button', { name: `Voice call ${BOB}` }).click()
+    await bob.getByRole('alertdialog', { name: `${ALICE} is calling` }).waitFor({ timeout: 20_000 })
+    // Alice gives up before Bob answers.
+    await alice.getByRole('toolbar', { name: 'Call controls' }).getByRole('button', { name: 'Hang up' }).click()
+    await bob.getByRole('alertdialog').waitFor({ state: 'detached', timeout: 20_000 })
+    await nav(bob, 'Calls').filter({ hasText: '1 missed call' }).waitFor({ timeout: 20_000 })
+
+    // A voicemail left from Alice's command line reaches Bob's page, which plays it from the daemon.
+    const left = await parley(['voicemail', 'leave', BOB, '--play', speechWav, '--data', join(dir, 'net', 'users', ALICE), '--json'])
+    assert.equal(left.code, 0, left.stderr)
+    await nav(bob, 'Calls').click()
+    const voicemail = bob
+      .getByRole('listitem')
+      .filter({ hasText: ALICE })
+      .filter({ has: bob.locator('audio') })
+    await voicemail.waitFor({ timeout: 30_000 })
+    await bob
+      .getByRole('row')
+      .filter({ hasText: ALICE })
+      .getByText(/Missed/)
+      .first()
+      .waitFor()
+    const audio = await voicemail.locator('audio').evaluate(async (el: HTMLAudioElement) => {
+      const response = await fetch(el.src, { credentials: 'same-origin' })
+      el.preload = 'auto'
+      el.load()
+      await new Promise((resolve) => {
+        el.onloadedmetadata = resolve
+        setTimeout(resolve, 5000)
+      })
+      return { status: response.status, type: response.headers.get('content-type'), duration: el.duration }
+    })
+    assert.equal(audio.status, 200)
+    assert.equal(audio.type, 'audio/wav')
+    assert.ok(audio.duration > 2, `the voicemail plays for ${audio.duration} s`)
+    await axeScan(bob, 'calls with voicemail')
+    await shot(bob, '10-missed-and-voicemail')
+  })
+
+  it('brings a third person into a call (a conference this device hosts)', async () => {
+    await openChat(alice, BOB)
+    await alice.getByRole('button', { name: `Voice call ${BOB}` }).click()
+    await bob
+      .getByRole('alertdialog', { name: `${ALICE} is calling` })
+      .getByRole('button', { name: 'Answer', exact: true })
+      .click({ timeout: 20_000 })
+    await alice.getByText('Direct connection').first().waitFor({ timeout: 30_000 })
+    await alice.getByRole('button', { name: 'Add people' }).click()
+    await alice
+      .getByRole('dialog', { name: 'Add people to the call' })
+      .getByRole('listitem')
+      .filter({ hasText: ECHO })
+      .getByRole('button', { name: 'Call in' })
+      .click()
+    const people = alice.getByRole('list', { name: 'People in the call' })
+    await people.getByRole('listitem').filter({ hasText: ECHO }).getByText('in the call').waitFor({ timeout: 30_000 })
+    await people.getByRole('listitem').filter({ hasText: BOB }).waitFor()
+    await shot(alice, '11-conference')
+    // The echo contact plays back and leaves; Alice and Bob are still talking.
+    await people.waitFor({ state: 'detached', timeout: 40_000 })
+    assert.ok(await alice.getByRole('toolbar', { name: 'Call controls' }).isVisible(), 'the call goes on without the echo')
+    await alice.getByRole('toolbar', { name: 'Call controls' }).getByRole('button', { name: 'Hang up' }).click()
+    await bob.getByRole('toolbar', { name: 'Call controls' }).waitFor({ state: 'detached', timeout: 20_000 })
+  })
+
+  it('makes a group whose members see its lines', async () => {
+    await nav(alice, 'Chats').click()
+    await alice.getByRole('button', { name: 'New group' }).click()
+    const dialog = alice.getByRole('dialog', { name: 'New group' })
+    await dialog.getByLabel('Group name').fill('Weekend plans')
+    await dialog.getByRole('checkbox', { name: BOB }).check()
+    await dialog.getByRole('button', { name: 'Create group' }).click()
+    await alice.getByRole('heading', { level: 1, name: 'Weekend plans' }).waitFor()
+    await send(alice, 'Weekend plans', 'Who brings the snacks?')
+    await line(alice, 'Who brings the snacks?').waitFor()
+    await openChat(bob, 'Weekend plans')
+    await line(bob, 'Who brings the snacks?').getByText(ALICE).waitFor({ timeout: 30_000 })
+    await send(bob, 'Weekend plans', 'I will!')
+    await line(alice, 'I will!').waitFor({ timeout: 30_000 })
+    await axeScan(alice, 'group chat')
+    await shot(alice, '12-group')
+  })
+
+  it('notifies of a new line while the tab is in the background, and counts it in the title', async () => {
+    // The tab "in the background": hidden, not focused; the browser's Notification is watched.
+    await bob.evaluate(() => {
+      const shown: Array<{ title: string; body: string | undefined }> = []
+      ;(window as unknown as { shownNotifications: typeof shown }).shownNotifications = shown
+      class WatchedNotification {
+        static permission = 'granted'
+        static requestPermission = async () => 'granted'
+        onclick: (() => void) | null = null
+        constructor(title: string, options?: { body?: string }) {
+          shown.push({ title, body: options?.body })
+        }
+        close(): void {}
+      }
+      Object.defineProperty(window, 'Notification', { configurable: true, value: WatchedNotification })
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' })
+      document.hasFocus = () => false
+    })
+    await openChat(alice, BOB)
+    await send(alice, BOB, 'Are you still there?')
+    const shown = await eventually(
+      'a notification',
+      () => bob.evaluate(() => (window as unknown as { shownNotifications: Array<{ title: string; body?: string }> }).shownNotifications),
+      (n) => n.some((x) => x.title === ALICE),
+      20_000
+    )
+    assert.equal(shown.find((x) => x.title === ALICE)?.body, 'Are you still there?')
+    await eventually(
+      'the unread count in the title',
+      () => bob.title(),
+      (t) => /^\(\d+\) Parley$/.test(t)
+    )
+    await bob.evaluate(() => {
+      delete (document as unknown as Record<string, unknown>).visibilityState
+      delete (document as unknown as Record<string, unknown>).hasFocus
+    })
+  })
+
+  it('blocks a contact from the conversation menu', async () => {
+    await openChat(alice, ECHO)
+    await alice.getByRole('button', { name: 'More actions' }).click()
+    await alice.getByRole('menuitem', { name: `Block ${ECHO}` }).click()
+    await alice
+      .getByRole('dialog', { name: `Block ${ECHO}?` })
+      .getByRole('button', { name: 'Block' })
+      .click()
+    await nav(alice, 'Contacts').click()
+    await alice.getByRole('region', { name: 'Blocked' }).getByText(ECHO).waitFor({ timeout: 20_000 })
+  })
+
   it('sends a file that the other accepts into a folder, with progress, and shows the network in plain words', async () => {
     for (const page of [alice, bob]) await endCall(page)
     const file = join(dir, 'holiday-notes.txt')
@@ -426,13 +564,13 @@ describe('web client', { timeout: 600_000 }, () => {
     const offer = bob.getByRole('listitem').filter({ hasText: `${ALICE} offers holiday-notes.txt` })
     await offer.waitFor({ timeout: 30_000 })
     await axeScan(bob, 'files with an offer')
-    await shot(bob, '10-file-offer')
+    await shot(bob, '13-file-offer')
     await offer.getByLabel('Save into the folder').fill(inbox)
     await offer.getByRole('button', { name: 'Accept' }).click()
     await bob.getByRole('region', { name: 'History' }).getByText('Done').waitFor({ timeout: 60_000 })
     assert.equal(await readFile(join(inbox, 'holiday-notes.txt'), 'utf8'), content)
     await alice.getByRole('region', { name: 'History' }).getByText('Done').waitFor({ timeout: 30_000 })
-    await shot(alice, '11-files')
+    await shot(alice, '14-files')
 
     await nav(alice, 'Network').click()
     await alice.getByRole('heading', { name: 'Supernodes this computer uses' }).waitFor()
@@ -440,12 +578,12 @@ describe('web client', { timeout: 600_000 }, () => {
     await bobRow.getByRole('button', { name: 'Check the path' }).click()
     await bobRow.getByText(/Direct connection|Through a relay/).waitFor({ timeout: 30_000 })
     await axeScan(alice, 'network')
-    await shot(alice, '12-network')
+    await shot(alice, '15-network')
 
     await nav(alice, 'Profile').click()
     await alice.getByRole('heading', { name: 'Your devices' }).waitFor()
     await axeScan(alice, 'profile')
-    await shot(alice, '13-profile')
+    await shot(alice, '16-profile')
     assert.deepEqual(errors, [], 'no errors in the pages')
   })
 })

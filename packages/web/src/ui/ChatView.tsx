@@ -151,7 +151,8 @@ export function ChatView({ conv }: { conv: ConvRef }) {
               )
             ) : (
               <span>
-                {group?.members.length ?? 0} members{group?.topic ? ` · ${group.topic}` : ''}
+                {groupMembers(group?.members ?? [], mine)}
+                {group?.topic ? ` · ${group.topic}` : ''}
               </span>
             )}
           </div>
@@ -327,6 +328,13 @@ export function ChatView({ conv }: { conv: ConvRef }) {
       {inviting && group !== undefined && <InviteDialog conv={group.conv} members={group.members} onClose={() => setInviting(false)} />}
     </section>
   )
+}
+
+/** "You, bob_web and carol_x", or a count for a big group. */
+function groupMembers(members: string[], mine: string): string {
+  const others = members.filter((m) => m.toLowerCase() !== mine.toLowerCase())
+  if (others.length > 4) return `You and ${others.length} others`
+  return ['You', ...others].join(', ').replace(/, ([^,]*)$/, ' and $1')
 }
 
 function MessageRow({

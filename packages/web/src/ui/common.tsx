@@ -187,7 +187,7 @@ export function Badge({ count, label }: { count: number; label: string }) {
     <span className="badge">
       <span aria-hidden="true">{count > 99 ? '99+' : count}</span>
       <span className="sr-only">
-        {count} {label}
+        , {count} {label}
       </span>
     </span>
   )
