@@ -358,6 +358,12 @@ describe('web client', { timeout: 600_000 }, () => {
     await alice.getByRole('button', { name: 'Mute' }).click()
     await bob.getByText(`${ALICE} muted their microphone`).waitFor({ timeout: 15_000 })
     await alice.getByRole('button', { name: 'Unmute' }).click()
+    // Hold, likewise.
+    await alice.getByRole('button', { name: 'Hold' }).click()
+    await bob.getByText(`${ALICE} put the call on hold`).waitFor({ timeout: 15_000 })
+    await alice.getByText('You put the call on hold').waitFor()
+    await alice.getByRole('button', { name: 'Resume' }).click()
+    await bob.getByText(`${ALICE} put the call on hold`).waitFor({ state: 'detached', timeout: 15_000 })
 
     await alice.getByRole('button', { name: 'Camera on' }).click()
     await eventually(
