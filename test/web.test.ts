@@ -576,6 +576,29 @@ describe('web client', { timeout: 600_000 }, () => {
     await bob.getByRole('region', { name: 'History' }).getByText('Done').waitFor({ timeout: 60_000 })
     assert.equal(await readFile(join(inbox, 'holiday-notes.txt'), 'utf8'), content)
     await alice.getByRole('region', { name: 'History' }).getByText('Done').waitFor({ timeout: 30_000 })
+
+    // A big one shows its progress on both sides while it goes.
+    const big = join(dir, 'holiday-video.bin')
+    await writeFile(big, Buffer.alloc(384 * 2 ** 20, 7))
+    await alice.getByLabel('Files or folders on this computer').fill(big)
+    await alice.getByRole('button', { name: 'Send', exact: true }).click()
+    const bigOffer = bob.getByRole('listitem').filter({ hasText: `${ALICE} offers holiday-video.bin` })
+    await bigOffer.getByLabel('Save into the folder').fill(inbox)
+    await bigOffer.getByRole('button', { name: 'Accept' }).click({ timeout: 30_000 })
+    const bar = bob.getByRole('progressbar', { name: 'holiday-video.bin: transferred' })
+    await eventually(
+      'a progress bar under way',
+      async () => Number((await bar.getAttribute('aria-valuenow').catch(() => null)) ?? -1),
+      (v) => v > 0 && v < 100,
+      60_000
+    )
+    await shot(bob, '14-file-progress')
+    await bob
+      .getByRole('region', { name: 'History' })
+      .getByRole('listitem')
+      .filter({ hasText: 'holiday-video.bin' })
+      .getByText('Done')
+      .waitFor({ timeout: 120_000 })
     await shot(alice, '14-files')
 
     await nav(alice, 'Network').click()

@@ -247,7 +247,10 @@ function TransferRow({ t, p }: { t: Transfer; p: TransferProgress | undefined })
           <span className="progress-text">
             {pct}% · {bytes(done)} of {bytes(total)}
             {p !== undefined && p.rate > 0 && ` · ${bytes(p.rate)}/s`}
-            {p?.secondsLeft !== null && p?.secondsLeft !== undefined && p.rate > 0 && ` · about ${durationWords(p.secondsLeft)} left`}
+            {p?.secondsLeft !== null &&
+              p?.secondsLeft !== undefined &&
+              p.rate > 0 &&
+              (p.secondsLeft < 1 ? ' · almost done' : ` · about ${durationWords(p.secondsLeft)} left`)}
             {p?.retry !== undefined && p.retry !== '' && ` · paused: ${p.retry}; trying again`}
           </span>
         </div>
