@@ -631,19 +631,39 @@ describe("the web client's media: a leg between the browser and its daemon, brid
       await browser.connected({ signal: AbortSignal.timeout(10_000) })
       await until('connected', () => fay.calls.get(placed.id)?.state === 'active' && gus.calls.get(placed.id)?.state === 'active', 10_000)
 
-      // Voices both ways at once: the browser's microphone to gus, gus to the browser's speaker.
-      const words = await speech()
-      const reply = await speech('The other side answers with a sentence of its own.')
+      // Voices both ways at once, each a different sentence: the browser's microphone to gus, gus to the browser.
+      const ownLine = await speech('The other side answers with a sentence of its own.')
+      const gusLine = await speech()
       const heardBefore = gus.calls.heard(placed.id).length
+      const fayBefore = fay.calls.heard(placed.id).length
       const browserEar = await browser.remoteAudio()
       const earBefore = browserEar.samples().length
-      await Promise.all([browser.player.play(words), gus.calls.play(placed.id, reply)])
+      await Promise.all([browser.player.play(ownLine), gus.calls.play(placed.id, gusLine)])
       await new Promise((r) => setTimeout(r, 1_500))
-      // Each way goes through two Opus legs and two jitter buffers (the browser's to its daemon, the call's), all in
-      // this one process here: checked at the conference's similarity (0.7; silence or another sentence score under 0.63).
-      const toGus = compareAudio(words, gus.calls.heard(placed.id).subarray(heardBefore), { threshold: 0.7 })
-      const toBrowser = compareAudio(reply, browserEar.samples().subarray(earBefore), { threshold: 0.7 })
-      assert.ok(toGus.pass && toBrowser.pass, `both hear the other: ${JSON.stringify({ toGus, toBrowser })}`)
+      // Each way goes through two Opus encodings and two jitter buffers (the leg's and the call's), all in this one
+      // process here, so a busy machine shows in the similarity. What is asserted is that each side hears the other's
+      // sentence and not its own (an echo) nor silence: clearly more like the right sentence than like the wrong one.
+      const gusHeard = gus.calls.heard(placed.id).subarray(heardBefore)
+      const browserHeard = browserEar.samples().subarray(earBefore)
+      const figures = {
+        toGus: compareAudio(ownLine, gusHeard),
+        toGusWrong: compareAudio(gusLine, gusHeard),
+        toBrowser: compareAudio(gusLine, browserHeard),
+        toBrowserWrong: compareAudio(ownLine, browserHeard),
+        // The network hop alone (gus to fay's daemon), for comparison.
+        toFayDaemon: compareAudio(gusLine, fay.calls.heard(placed.id).subarray(fayBefore))
+      }
+      process.stderr.write(`${JSON.stringify({ leg: 'browser', ...figures })}\n`)
+      for (const [right, wrong] of [
+        [figures.toGus, figures.toGusWrong],
+        [figures.toBrowser, figures.toBrowserWrong]
+      ] as const) {
+        assert.ok(
+          right.similarity >= 0.5 && right.similarity >= wrong.similarity + 0.15,
+          `each hears the other: ${JSON.stringify(figures)}`
+        )
+        assert.ok(right.levelRatio > 0.5, `at about the level it was said: ${JSON.stringify(figures)}`)
+      }
 
       // The browser's camera goes into the call; gus's camera comes back to the browser.
       await fay.calls.video(placed.id, 'camera', true)

@@ -276,6 +276,8 @@ export const LIMITS = {
     mixBacklogMs: 500,
     /** Live audio passed from the web client's leg into a call (or back) starts after this much is queued (a jitter buffer). */
     bridgePrebufferMs: 60,
+    /** More than this queued there (the pulling clock fell behind) and it drops back to the prebuffer. */
+    bridgeMaxQueueMs: 200,
     /** The echo test contact records this much of a call, then plays it back. */
     echoRecordMs: 5_000,
     /** TURN credentials a supernode hands out live this long at most (never past the peer's own credential). */

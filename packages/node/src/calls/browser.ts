@@ -7,18 +7,20 @@ import { SampleQueue } from './mixer.ts'
  * sender, or back): a small jitter buffer. It starts giving samples once
  * `LIMITS.calls.bridgePrebufferMs` are queued, and after running dry waits
  * for that much again, so that the two clocks' jitter costs a rare pause
- * instead of a gap in every other frame; it keeps at most
- * LIMITS.calls.mixBacklogMs, so that delay cannot build up.
+ * instead of a gap in every other frame. When more than
+ * LIMITS.calls.bridgeMaxQueueMs has piled up (the pulling side's clock fell
+ * behind: a stalled event loop), it drops back to the prebuffer at once, so
+ * that the delay of a call never stays long.
  */
 export class LiveAudio {
   readonly #queue = new SampleQueue()
   readonly #prebuffer = Math.round((LIMITS.calls.bridgePrebufferMs * LIMITS.calls.audio.sampleRate) / 1000)
-  readonly #cap = Math.round((LIMITS.calls.mixBacklogMs * LIMITS.calls.audio.sampleRate) / 1000)
+  readonly #cap = Math.round((LIMITS.calls.bridgeMaxQueueMs * LIMITS.calls.audio.sampleRate) / 1000)
   #primed = false
 
   push(chunk: Int16Array): void {
     this.#queue.push(chunk)
-    this.#queue.trimTo(this.#cap)
+    if (this.#queue.length > this.#cap) this.#queue.trimTo(this.#prebuffer)
   }
 
   /** Fills one frame (zeroed by the caller) with the next samples, or leaves it silent while buffering. */
