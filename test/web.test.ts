@@ -245,6 +245,17 @@ describe('web client', { timeout: 600_000 }, () => {
   })
 
   it('finds a user, sends a contact request, the other accepts, and each sees the other online', async () => {
+    // From the keyboard: the first Tab reaches the skip link, and focus is drawn.
+    await alice.keyboard.press('Tab')
+    const focused = await alice.evaluate(() => {
+      const el = document.activeElement as HTMLElement
+      const style = getComputedStyle(el)
+      return { text: el.textContent, outline: style.outlineStyle, width: style.outlineWidth, top: el.getBoundingClientRect().top }
+    })
+    assert.equal(focused.text, 'Skip to the main content')
+    assert.ok(focused.outline !== 'none' && focused.width !== '0px' && focused.top >= 0, `focus is visible: ${JSON.stringify(focused)}`)
+    await alice.keyboard.press('Enter')
+    assert.equal(await alice.evaluate(() => document.activeElement?.id), 'main')
     await nav(alice, 'Contacts').click()
     await alice.getByLabel('Name to look for').fill(BOB)
     await alice.getByRole('button', { name: 'Search', exact: true }).click()
