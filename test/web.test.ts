@@ -566,7 +566,7 @@ describe('web client', { timeout: 600_000 }, () => {
     await alice.getByRole('region', { name: 'Blocked' }).getByText(ECHO).waitFor({ timeout: 20_000 })
   })
 
-  it('sends a file that the other accepts into a folder, with progress, and shows the network in plain words', async () => {
+  it('sends files (picked in the browser, and by path) that the other accepts into a folder, with progress, and shows the network in plain words', async () => {
     for (const page of [alice, bob]) await endCall(page)
     const file = join(dir, 'holiday-notes.txt')
     const content = 'Parley file transfer\n'.repeat(50_000)
@@ -575,8 +575,8 @@ describe('web client', { timeout: 600_000 }, () => {
     await mkdir(inbox)
     await nav(alice, 'Files').click()
     await alice.getByLabel('To', { exact: true }).selectOption(BOB)
-    await alice.getByLabel('Files or folders on this computer').fill(file)
-    await alice.getByRole('button', { name: 'Send', exact: true }).click()
+    // Picked in the browser: uploaded to Alice's daemon, which offers it.
+    await alice.getByLabel('choose files').setInputFiles(file)
     await nav(bob, 'Files').click()
     const offer = bob.getByRole('listitem').filter({ hasText: `${ALICE} offers holiday-notes.txt` })
     await offer.waitFor({ timeout: 30_000 })
@@ -591,6 +591,8 @@ describe('web client', { timeout: 600_000 }, () => {
     // A big one shows its progress on both sides while it goes.
     const big = join(dir, 'holiday-video.bin')
     await writeFile(big, Buffer.alloc(384 * 2 ** 20, 7))
+    // Named by its path on this computer: the daemon reads it where it is.
+    await alice.getByText('Or send by path on this computer').click()
     await alice.getByLabel('Files or folders on this computer').fill(big)
     await alice.getByRole('button', { name: 'Send', exact: true }).click()
     const bigOffer = bob.getByRole('listitem').filter({ hasText: `${ALICE} offers holiday-video.bin` })

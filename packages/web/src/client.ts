@@ -745,6 +745,37 @@ export async function sendFiles(to: string, paths: string[]): Promise<void> {
   setState((s) => ({ transfers: { ...s.transfers, [transfer.id]: transfer } }))
 }
 
+/**
+ * Uploads a file picked in the browser to this user's daemon, which offers it
+ * (`POST /v1/files/upload?to=&name=`, the file itself as the body). XHR, not
+ * fetch: it reports the upload's progress.
+ */
+export function uploadFile(to: string, file: File, onProgress?: (sent: number, total: number) => void): Promise<Transfer> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest()
+    xhr.open('POST', `/v1/files/upload?to=${encodeURIComponent(to)}&name=${encodeURIComponent(file.name)}`)
+    xhr.setRequestHeader('content-type', 'application/octet-stream')
+    xhr.upload.onprogress = (e) => onProgress?.(e.loaded, e.lengthComputable ? e.total : file.size)
+    xhr.onerror = () => reject(new ApiError('NO_DAEMON', 'The Parley program on this computer does not answer. Is it still running?', 0))
+    xhr.onload = () => {
+      let body: { transfer?: Transfer; error?: { code?: string; message?: string } } = {}
+      try {
+        body = JSON.parse(xhr.responseText) as typeof body
+      } catch {
+        // not JSON
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && body.transfer !== undefined) {
+        const transfer = body.transfer
+        setState((s) => ({ transfers: { ...s.transfers, [transfer.id]: transfer } }))
+        resolve(transfer)
+      } else {
+        reject(new ApiError(body.error?.code ?? `HTTP_${xhr.status}`, body.error?.message ?? xhr.statusText, xhr.status))
+      }
+    }
+    xhr.send(file)
+  })
+}
+
 export async function fileAction(id: string, action: 'accept' | 'decline' | 'cancel', folder?: string): Promise<void> {
   const { transfer } = await api.post<{ transfer: Transfer }>(`/v1/files/${seg(id)}/${action}`, action === 'accept' ? { folder } : {})
   setState((s) => ({ transfers: { ...s.transfers, [transfer.id]: transfer } }))

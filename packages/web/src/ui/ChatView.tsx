@@ -12,7 +12,8 @@ import {
   placeCall,
   searchMessages,
   sendMessage,
-  typed
+  typed,
+  uploadFile
 } from '../client.ts'
 import { clock, dayLabel, isSameDay } from '../format.ts'
 import { type ConvRef, convKey, setState, toast, useStore } from '../store.ts'
@@ -552,6 +553,30 @@ function Composer({
             />
           )}
         </div>
+        {conv.kind === 'direct' && (
+          <>
+            <label htmlFor={`${inputId}-file`} className="btn btn-ghost btn-icon" title="Send a file">
+              <Icon name="paperclip" />
+              <span className="sr-only">Send a file to {title}</span>
+            </label>
+            <input
+              id={`${inputId}-file`}
+              className="sr-only file-pick"
+              type="file"
+              multiple
+              onChange={(e) => {
+                const picked = [...(e.target.files ?? [])]
+                e.target.value = ''
+                for (const file of picked) {
+                  toast(`Handing ${file.name} to Parley for ${title}…`)
+                  void uploadFile(conv.name, file)
+                    .then(() => toast(`${file.name} offered to ${title}: they decide whether to take it (see Files)`))
+                    .catch((err) => toast(`${file.name}: ${describeError(err)}`, 'error'))
+                }
+              }}
+            />
+          </>
+        )}
         <label htmlFor={inputId} className="sr-only">
           Message to {title}
         </label>

@@ -1,6 +1,6 @@
 import { type FormEvent, useId, useState } from 'react'
 import { describeError } from '../api.ts'
-import { fileAction, sendFiles } from '../client.ts'
+import { fileAction, sendFiles, uploadFile } from '../client.ts'
 import { bytes, clock, dayLabel, durationWords } from '../format.ts'
 import { toast, useStore } from '../store.ts'
 import type { Transfer, TransferProgress } from '../types.ts'
@@ -83,14 +83,32 @@ function SendForm() {
   const [to, setTo] = useState('')
   const [paths, setPaths] = useState('')
   const [busy, setBusy] = useState(false)
-  const ids = { to: useId(), paths: useId(), hint: useId() }
+  const [dragging, setDragging] = useState(false)
+  const [uploads, setUploads] = useState<Array<{ name: string; sent: number; total: number }>>([])
+  const ids = { to: useId(), paths: useId(), hint: useId(), pick: useId() }
+  const who = to || accepted[0]?.name
+
+  const upload = async (list: FileList | File[]): Promise<void> => {
+    if (who === undefined) return
+    for (const file of [...list]) {
+      setUploads((u) => [...u, { name: file.name, sent: 0, total: file.size }])
+      try {
+        await uploadFile(who, file, (sent, total) => setUploads((u) => u.map((x) => (x.name === file.name ? { ...x, sent, total } : x))))
+        toast(`${file.name} offered to ${who}: they decide whether to take it`)
+      } catch (err) {
+        toast(`${file.name}: ${describeError(err)}`, 'error')
+      } finally {
+        setUploads((u) => u.filter((x) => x.name !== file.name))
+      }
+    }
+  }
+
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault()
     const list = paths
       .split('\n')
       .map((p) => p.trim())
       .filter(Boolean)
-    const who = to || accepted[0]?.name
     if (who === undefined || list.length === 0) return
     setBusy(true)
     try {
@@ -111,10 +129,10 @@ function SendForm() {
       {accepted.length === 0 ? (
         <p className="muted">Files go to contacts only. Add a contact first.</p>
       ) : (
-        <form className="send-form" onSubmit={(e) => void submit(e)}>
-          <div className="field">
+        <>
+          <div className="field field-inline">
             <label htmlFor={ids.to}>To</label>
-            <select id={ids.to} value={to || accepted[0]?.name} onChange={(e) => setTo(e.target.value)}>
+            <select id={ids.to} value={who} onChange={(e) => setTo(e.target.value)}>
               {accepted.map((c) => (
                 <option key={c.name} value={c.name}>
                   {c.name}
@@ -123,25 +141,86 @@ function SendForm() {
               ))}
             </select>
           </div>
-          <div className="field field-grow">
-            <label htmlFor={ids.paths}>Files or folders on this computer</label>
-            <textarea
-              id={ids.paths}
-              rows={2}
-              placeholder="/home/you/Documents/report.pdf"
-              value={paths}
-              onChange={(e) => setPaths(e.target.value)}
-              aria-describedby={ids.hint}
-              spellCheck={false}
-            />
-            <p className="hint" id={ids.hint}>
-              Full paths, one per line. Parley runs on this computer and reads them from disk; folders are sent whole.
+          {/* biome-ignore lint/a11y/noStaticElementInteractions: dropping is the pointer's shortcut; the file input inside is the keyboard's way */}
+          <div
+            className={`drop-zone${dragging ? ' drop-zone-on' : ''}`}
+            onDragOver={(e) => {
+              e.preventDefault()
+              setDragging(true)
+            }}
+            onDragLeave={() => setDragging(false)}
+            onDrop={(e) => {
+              e.preventDefault()
+              setDragging(false)
+              void upload(e.dataTransfer.files)
+            }}
+          >
+            <Icon name="upload" size={28} />
+            <p>
+              Drop files here, or{' '}
+              <label htmlFor={ids.pick} className="link-label">
+                choose files
+              </label>
             </p>
+            <input
+              id={ids.pick}
+              className="sr-only"
+              type="file"
+              multiple
+              onChange={(e) => {
+                if (e.target.files !== null) void upload(e.target.files)
+                e.target.value = ''
+              }}
+            />
           </div>
-          <Button type="submit" variant="primary" icon="send" disabled={busy || paths.trim() === ''}>
-            {busy ? 'Offering…' : 'Send'}
-          </Button>
-        </form>
+          {uploads.length > 0 && (
+            <ul className="uploads" aria-live="polite">
+              {uploads.map((u) => {
+                const pct = u.total > 0 ? Math.round((u.sent / u.total) * 100) : 0
+                return (
+                  <li key={u.name}>
+                    <span>
+                      Handing {u.name} to Parley: {pct}%
+                    </span>
+                    <div
+                      className="progress"
+                      role="progressbar"
+                      aria-label={`${u.name}: handed over`}
+                      aria-valuemin={0}
+                      aria-valuemax={100}
+                      aria-valuenow={pct}
+                    >
+                      <div className="progress-fill" style={{ width: `${pct}%` }} />
+                    </div>
+                  </li>
+                )
+              })}
+            </ul>
+          )}
+          <details className="by-path">
+            <summary>Or send by path on this computer (big files, folders)</summary>
+            <form className="send-form" onSubmit={(e) => void submit(e)}>
+              <div className="field field-grow">
+                <label htmlFor={ids.paths}>Files or folders on this computer</label>
+                <textarea
+                  id={ids.paths}
+                  rows={2}
+                  placeholder="/home/you/Documents/report.pdf"
+                  value={paths}
+                  onChange={(e) => setPaths(e.target.value)}
+                  aria-describedby={ids.hint}
+                  spellCheck={false}
+                />
+                <p className="hint" id={ids.hint}>
+                  Full paths, one per line. Parley runs on this computer and reads them from disk, without a copy; folders are sent whole.
+                </p>
+              </div>
+              <Button type="submit" variant="primary" icon="send" disabled={busy || paths.trim() === ''}>
+                {busy ? 'Offering…' : 'Send'}
+              </Button>
+            </form>
+          </details>
+        </>
       )}
     </section>
   )
