@@ -95,6 +95,10 @@ describe('parley up', () => {
       assert.equal(r.status, 200, JSON.stringify(r.json))
       assert.equal((r.json.session as { signedIn: boolean }).signedIn, true)
     }
+    // The directory, searched through the daemon (a signed request to the login server for this device).
+    const found = await alice.call('/v1/directory?q=bob')
+    assert.equal(found.status, 200, JSON.stringify(found.json))
+    assert.ok((found.json.results as Array<{ name: string }>).some((r) => r.name === 'bob_up'))
     // Bob may not sign in as alice on his profile.
     const wrongUser = await bob.call('/v1/account/login', { name: 'alice_up', password: PASSWORD })
     assert.equal((wrongUser.json.error as { code: string }).code, 'NOT_ALLOWED')

@@ -419,6 +419,11 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       async whois(name) {
         return await node.records.whois(name)
       },
+      async directory(query, limit) {
+        const current = grant
+        if (current === undefined) throw new ParleyError('NOT_LOGGED_IN', 'sign in to search the directory')
+        return await login.search(query, { device, credential: current.credential }, { limit })
+      },
       async peer(name) {
         const found = await node.records.whois(name)
         const devices = await Promise.all(

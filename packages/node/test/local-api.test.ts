@@ -118,6 +118,7 @@ describe('the local API event stream: GET /v1/events', () => {
         whoami: async () => ({ name: 'api_tester' }),
         net: async () => ({ role: 'client' }),
         whois: async (name) => ({ name, devices: [] }),
+        directory: async () => ({ results: [] }),
         peer: async (name) => ({ name, devices: [] })
       },
       { events: hub }
@@ -375,7 +376,14 @@ describe('the local API closing', () => {
       const api = await startLocalApi(
         dir,
         { host: '127.0.0.1', port: 0 },
-        { ...signedInAs('api_tester'), whoami: async () => ({}), net: async () => ({}), whois: async () => ({}), peer: async () => ({}) }
+        {
+          ...signedInAs('api_tester'),
+          whoami: async () => ({}),
+          net: async () => ({}),
+          whois: async () => ({}),
+          directory: async () => ({}),
+          peer: async () => ({})
+        }
       )
       const { token } = JSON.parse(await readFile(join(dir, API_FILE), 'utf8')) as { token: string }
       const c = new Client(`${api.url.replace(/^http/, 'ws')}/v1/events`, { headers: { authorization: `Bearer ${token}` } })
@@ -418,6 +426,7 @@ describe("the web client's front door", () => {
         whoami: async () => ({}),
         net: async () => ({}),
         whois: async () => ({}),
+        directory: async () => ({}),
         peer: async () => ({})
       },
       {

@@ -36,6 +36,8 @@ export interface ApiHandlers {
   whoami(): Promise<object>
   net(): Promise<object>
   whois(name: string): Promise<object>
+  /** The directory (the login server's search by name or display name), asked for this device with a signed request. */
+  directory(query: string, limit: number): Promise<object>
   /** Connects to a user's online devices and tells how: direct or through a relay. */
   peer(name: string): Promise<object>
 }
@@ -170,6 +172,26 @@ export async function startLocalApi(
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
     return await handlers.peer(name)
   })
+  app.get(
+    '/v1/directory',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['q'],
+          additionalProperties: false,
+          properties: {
+            q: { type: 'string', minLength: 1, maxLength: LIMITS.search.maxQueryLength },
+            limit: { type: 'integer', minimum: 1, maximum: LIMITS.search.maxLimit }
+          }
+        }
+      }
+    },
+    async (request) => {
+      const { q, limit } = request.query as { q: string; limit?: number }
+      return await handlers.directory(q, limit ?? LIMITS.search.defaultLimit)
+    }
+  )
   app.get('/v1/whois/:name', async (request) => {
     const { name } = request.params as { name: string }
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
