@@ -317,8 +317,10 @@ export class FileService {
       await (await open(partial, 'a')).close()
       const have = await this.#verifiedPrefix(partial, file)
       if (have < file.size) {
+        const before = fetched
+        // `n`: this file's bytes fetched so far in this attempt.
         await this.#fetchFile(t, index, partial, have, await devicesOfSender(), (n) => {
-          fetched += n
+          fetched = before + n
           const now = performance.now()
           if (now - lastEvent > 500) {
             lastEvent = now
