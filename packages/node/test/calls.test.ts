@@ -592,6 +592,9 @@ describe('video and a shared screen, added and dropped during a call', () => {
     await until('and back', () => uma.calls.get(placed.id)?.remoteHeld === false && uma.calls.get(placed.id)?.remoteMuted === false)
     await tia.calls.hangUp(placed.id)
     assert.equal((await uma.calls.ended(placed.id)).outcome, 'completed')
+    // Both histories keep it as a video call.
+    assert.equal(tia.calls.history()[0]?.video, true)
+    assert.equal(uma.calls.history()[0]?.video, true)
   })
 })
 

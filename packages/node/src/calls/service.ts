@@ -797,6 +797,8 @@ export class CallService {
         await pc.setLocalDescription(answer)
         await channel.send({ t: 'answer', sdp: answer.sdp ?? '' })
         call.view.remoteVideo = sendsVideo(signal.sdp)
+        // A video call, as the history keeps it: video went one way or the other at some point.
+        if (call.view.remoteVideo) call.view.video = true
         this.#emit('call.state', call)
         return
       }
@@ -804,6 +806,8 @@ export class CallService {
         if (channel !== call.winner) return
         await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
         call.view.remoteVideo = sendsVideo(signal.sdp)
+        // A video call, as the history keeps it: video went one way or the other at some point.
+        if (call.view.remoteVideo) call.view.video = true
         for (const done of call.answerWaiters.splice(0)) done()
         return
       default:
@@ -949,6 +953,7 @@ export class CallService {
         }
       }
       call.view.sending = [...call.videoOut.keys()].sort()
+      if (call.view.sending.length > 0) call.view.video = true
       if (changed) await this.#renegotiate(call)
       this.#emit('call.state', call)
       return { ...call.view }
@@ -962,6 +967,7 @@ export class CallService {
       call.videoOut.delete(kind)
     }
     call.view.sending = [...call.videoOut.keys()].sort()
+    if (call.view.sending.length > 0) call.view.video = true
     await this.#renegotiate(call)
     this.#emit('call.state', call)
     return { ...call.view }
