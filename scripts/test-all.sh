@@ -56,7 +56,6 @@ npm ci --no-audit --no-fund
 # The web client the daemons serve (and the browser tests use), built from this checkout.
 npm run build
 npm run lint
+# Types: the packages, then the web client with its own compiler settings (DOM, JSX).
 npm run typecheck
-# The web client has its own compiler settings (DOM, JSX): checked on its own.
-npm run typecheck --workspace @parley/web
 npm test
