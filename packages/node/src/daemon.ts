@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { TurnServer } from '@parley/calls'
 import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
-import { type CredentialGrant, ParleyError } from '@parley/protocol'
+import { type CredentialGrant, ParleyError, type SessionView } from '@parley/protocol'
 import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
 import { callRoutes } from './calls/api.ts'
 import { EchoService } from './calls/echo.ts'
@@ -61,18 +61,7 @@ export interface DaemonInit {
   webRoot?: string
 }
 
-/** What `GET /v1/session` says: whether this device is signed in, and as whom. */
-export interface SessionView {
-  signedIn: boolean
-  name: string | null
-  displayName: string | null
-  peerId: string
-  /** The network's login server. */
-  login: string
-  /** For the sign-up form: the name `parley up --users` gave this daemon, until it is signed in once. */
-  suggestedName: string | null
-  expiresAt: string | null
-}
+export type { SessionView } from '@parley/protocol'
 
 export interface RunningDaemon {
   node: ParleyNode

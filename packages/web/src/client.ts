@@ -88,7 +88,7 @@ async function refreshSession(): Promise<void> {
     session = (await api.get<{ session: Session }>('/v1/session')).session
   } catch (err) {
     if (err instanceof ApiError && err.code === 'UNAUTHENTICATED') {
-      setState({ session: { signedIn: false, name: null, displayName: null, peerId: '', login: '', suggestedName: null } })
+      setState({ session: { signedIn: false, name: null, displayName: null, peerId: '', login: '', suggestedName: null, expiresAt: null } })
       toast('This page has no key to your Parley program. Open the address it printed (with ?token=).', 'error')
       return
     }

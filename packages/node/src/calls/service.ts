@@ -18,7 +18,7 @@ import {
   VideoPattern
 } from '@parley/calls'
 import type { VoicemailBody } from '@parley/messaging'
-import { LIMITS, ParleyError } from '@parley/protocol'
+import { type CallState, type CallView, LIMITS, ParleyError } from '@parley/protocol'
 import type { ChatService, VoicemailView } from '../chat/service.ts'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
@@ -26,7 +26,7 @@ import { BrowserLeg, LiveAudio } from './browser.ts'
 import { SignalChannel } from './channel.ts'
 import { Mixer } from './mixer.ts'
 import { CALL_PROTOCOL, type CancelReason, fingerprintsOf, type RejectReason, type Signal } from './signal.ts'
-import type { CallOutcome, CallQualitySummary, CallRecord, CallStore } from './store.ts'
+import type { CallOutcome, CallRecord, CallStore } from './store.ts'
 
 /**
  * Voice calls between devices: signalling over `/parley/call/1.0.0` (see
@@ -44,43 +44,7 @@ import type { CallOutcome, CallQualitySummary, CallRecord, CallStore } from './s
  * callee. Every call ends in the call history (CallStore) with its outcome.
  */
 
-export type CallState = 'calling' | 'ringing' | 'connecting' | 'active' | 'ended'
-
-export interface CallView {
-  id: string
-  direction: 'outgoing' | 'incoming'
-  peer: string
-  video: boolean
-  state: CallState
-  outcome: CallOutcome | null
-  reason: string | null
-  startedAt: number
-  answeredAt: number | null
-  endedAt: number | null
-  /** From the dial (or the answer, for the callee) to the first audio heard here, ms. */
-  setupMs: number | null
-  /** Connected time so far, s. */
-  seconds: number
-  /** local/remote candidate types of the selected pair ('host/host', 'srflx/host', 'relay/relay'). */
-  path: string | null
-  held: boolean
-  muted: boolean
-  /** The conference (the id of its first call) when this device hosts one with this call in it. */
-  conference: string | null
-  /** Video this side sends: 'camera', 'screen' (added and dropped during the call by renegotiation). */
-  sending: string[]
-  /** Whether the other side sends video now, and the video frames received so far. */
-  remoteVideo: boolean
-  videoFramesIn: number
-  /** The other side's hold and mute. */
-  remoteHeld: boolean
-  remoteMuted: boolean
-  /** Whether the web client's media is in this call (its microphone and camera, through its leg to this daemon). */
-  browser: boolean
-  quality: CallQuality | null
-  /** Once ended: the last figures of the call (MOS, RTT, jitter, loss), as kept in the history. */
-  summary?: CallQualitySummary | null
-}
+export type { CallState, CallView } from '@parley/protocol'
 
 export interface CallMediaOptions {
   /** 48 kHz mono samples to play into the call once it is connected. */

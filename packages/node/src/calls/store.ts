@@ -1,55 +1,8 @@
 import type { DatabaseSync } from 'node:sqlite'
-import { LIMITS } from '@parley/protocol'
+import { type CallOutcome, type CallQualitySummary, type CallRecord, LIMITS } from '@parley/protocol'
 import { openDatabase } from '../store/sqlite.ts'
 
-/**
- * How a call ended, from this device's side: `completed` (it was connected),
- * `missed` (rang here, not answered), `no-answer` (this side called, nobody
- * answered), `declined`, `busy`, `cancelled` (the caller gave up, or this side
- * hung up before an answer), `answered-elsewhere` (another device of this
- * user took it), `unavailable` (no device of the callee could be reached) or
- * `failed` (media did not connect, or its certificate was not the signalled
- * one).
- */
-export type CallOutcome =
-  | 'completed'
-  | 'missed'
-  | 'no-answer'
-  | 'declined'
-  | 'busy'
-  | 'cancelled'
-  | 'answered-elsewhere'
-  | 'unavailable'
-  | 'failed'
-
-export interface CallRecord {
-  id: string
-  direction: 'outgoing' | 'incoming'
-  /** The other user. */
-  peer: string
-  video: boolean
-  outcome: CallOutcome
-  /** Why, in a few words (a refusal code, a failure). */
-  reason: string | null
-  startedAt: number
-  answeredAt: number | null
-  endedAt: number
-  /** Connected time, seconds. */
-  seconds: number
-  /** From the dial (or the answer) to the first audio heard here, ms. */
-  setupMs: number | null
-  /** The media path: the local and remote ICE candidate types of the selected pair ('host', 'srflx', 'relay'). */
-  path: string | null
-  /** The last live figures of a connected call: estimated MOS (E-model), RTT, jitter, loss. */
-  quality: CallQualitySummary | null
-}
-
-export interface CallQualitySummary {
-  mos: number | null
-  rttMs: number | null
-  jitterMs: number | null
-  lossFraction: number | null
-}
+export type { CallOutcome, CallQualitySummary, CallRecord } from '@parley/protocol'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS calls (

@@ -21,7 +21,7 @@ import {
   signEnvelope,
   type VoicemailBody
 } from '@parley/messaging'
-import { LIMITS, ParleyError } from '@parley/protocol'
+import { type GroupView, LIMITS, ParleyError, type VoicemailView } from '@parley/protocol'
 import { TokenBuckets } from '../mailbox/rate.ts'
 import type { ParleyNode } from '../node.ts'
 import type { ChatStore, Contact, ContactState, MessageState, StoredMessage } from './store.ts'
@@ -75,24 +75,7 @@ export interface ChatComponents {
   emit: (type: string, data: object) => void
 }
 
-export interface GroupView {
-  conv: string
-  name: string
-  topic: string
-  creator: string
-  members: string[]
-}
-
-export interface VoicemailView {
-  /** The call it was left after. */
-  call: string
-  from: string
-  at: number
-  seconds: number
-  parts: number
-  received: number
-  complete: boolean
-}
+export type { GroupView, VoicemailView } from '@parley/protocol'
 
 export interface SendResult {
   id: string

@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite'
+import type { Contact, ContactState, MessageState, StoredMessage } from '@parley/protocol'
 import { openDatabase } from '../store/sqlite.ts'
 
 /**
@@ -11,8 +12,7 @@ import { openDatabase } from '../store/sqlite.ts'
  * crash.
  */
 
-export type MessageState = 'pending' | 'stored' | 'delivered' | 'read' | 'received' | 'refused'
-export type ContactState = 'requested' | 'incoming' | 'accepted' | 'declined' | 'blocked' | 'removed'
+export type { Contact, ContactState, MessageState, StoredMessage } from '@parley/protocol'
 export type OutboxState = 'pending' | 'stored' | 'delivered'
 
 /** What the store needs of an envelope (the @parley/messaging Envelope). */
@@ -25,27 +25,6 @@ export interface EnvelopeFields {
   lamport: number
   sentAt: number
   body: Record<string, unknown>
-}
-
-export interface StoredMessage {
-  id: string
-  conv: string
-  from: string
-  device: string
-  lamport: number
-  at: number
-  text: string
-  replyTo: string | null
-  edited: boolean
-  deleted: boolean
-  state: MessageState
-}
-
-export interface Contact {
-  name: string
-  state: ContactState
-  message: string | null
-  updatedAt: number
 }
 
 /** Who last changed a contact's state, and when (Lamport time): the newest wins. */

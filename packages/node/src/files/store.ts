@@ -1,44 +1,12 @@
 import { dirname } from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
+import type { InfectedFile, OfferedFile, Transfer, TransferState } from '@parley/protocol'
 import { openDatabase } from '../store/sqlite.ts'
 
-/** One file of an offer: its path in the offer (POSIX, relative), size and SHA-256 (hex). */
-export interface OfferedFile {
-  path: string
-  size: number
-  sha256: string
-}
-
-/** A file the recipient's virus scanner flagged: its path in the offer and the signature clamd named. */
-export interface InfectedFile {
-  path: string
-  signature: string
-}
-
-export type TransferState = 'offered' | 'accepted' | 'done' | 'quarantined' | 'declined' | 'cancelled' | 'refused' | 'failed'
+export type { InfectedFile, OfferedFile, Transfer, TransferState } from '@parley/protocol'
 
 /** States a transfer does not leave (but for a later word from the recipient: see FileService). */
 export const FINAL_STATES: ReadonlySet<TransferState> = new Set(['done', 'quarantined', 'declined', 'cancelled', 'refused', 'failed'])
-
-export interface Transfer {
-  id: string
-  direction: 'outgoing' | 'incoming'
-  /** The other user. */
-  peer: string
-  files: OfferedFile[]
-  state: TransferState
-  /** Why it ended so (a refusal code and words), when it did not end well. */
-  reason: string | null
-  /** Incoming: where it goes once accepted. Outgoing: null. */
-  folder: string | null
-  /** Bytes verified and kept so far (incoming), or sent in the last attempt (outgoing). */
-  bytes: number
-  /** `quarantined`: the files the recipient's scanner flagged (the others were moved into place). */
-  infected: InfectedFile[]
-  total: number
-  createdAt: number
-  updatedAt: number
-}
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS transfers (
