@@ -325,6 +325,10 @@ export const LIMITS = {
     stallMs: 30_000,
     /** Accepted transfers not finished are tried again this often (a peer that went away, a restart). */
     retryEveryMs: 5_000,
+    /** An attempt that moved bytes before its stream was cut (a relay's data limit) is tried again this soon. */
+    retrySoonMs: 100,
+    /** Sources whose chunk hashes (from the offer's hashing) a sender keeps in memory for its transfers. */
+    chunkHashSources: 256,
     /** Chunks a sender may have in flight before the recipient says it wrote one (flow control, bounded memory). */
     windowChunks: 8,
     /** Transfers moving at once on one device (more wait their turn); chunks are interleaved between them. */

@@ -1,5 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createHash, type Hash, randomBytes } from 'node:crypto'
 import { chmod, constants, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -84,6 +83,15 @@ export class FileService {
   readonly #active = new Set<string>()
   /** Incoming transfers whose files are all here and verified (by this run): a retry goes straight to the scan. */
   readonly #verified = new Set<string>()
+  /**
+   * Per incoming file (`ID/INDEX`) being fetched by this run: the bytes verified so far and the whole file's
+   * SHA-256 fed with them, so that neither a resume nor the end reads again what is on disk (a restart does, once).
+   */
+  readonly #running = new Map<string, { bytes: number; whole: Hash }>()
+  /** Outgoing sources: the SHA-256 of each chunk, computed with the whole file's for the offer (valid for this size and mtime). */
+  readonly #chunkHashes = new Map<string, { size: number; mtimeMs: number; hashes: Buffer }>()
+  /** Incoming transfers whose last attempt moved bytes before it failed: tried again at once, not at the next tick. */
+  readonly #progressed = new Set<string>()
   readonly #stopping = new AbortController()
   #timer: ReturnType<typeof setInterval> | undefined
   #stopped = false
@@ -145,7 +153,11 @@ export class FileService {
     // Hashed once the offer may be made (the size read with the hash: what the recipient will be sent).
     const files: OfferedFile[] = []
     for (const f of found) {
-      const { size, sha256 } = await sha256Of(f.source)
+      const { size, sha256, chunks, mtimeMs } = await hashFile(f.source)
+      this.#chunkHashes.delete(f.source)
+      this.#chunkHashes.set(f.source, { size, mtimeMs, hashes: chunks })
+      // 32 bytes a MiB, for the sources offered last (an older one is hashed per chunk again when it is fetched).
+      if (this.#chunkHashes.size > LIMITS.files.chunkHashSources) this.#chunkHashes.delete(this.#chunkHashes.keys().next().value as string)
       files.push({ path: f.path, size, sha256 })
     }
     const sources = found.map((f) => f.source)
@@ -213,6 +225,7 @@ export class FileService {
     if (t === undefined) throw new ParleyError('NOT_FOUND', `no transfer ${id}`)
     if (FINAL_STATES.has(t.state)) return t
     this.#verified.delete(id)
+    this.#forget(id)
     this.#c.store.update(id, t.direction, { state: 'cancelled', reason: 'cancelled here' })
     this.#c.emit('file.state', { id, state: 'cancelled' })
     const devices = await this.#c.chat.devicesOf(t.peer).catch(() => [] as string[])
@@ -249,14 +262,21 @@ export class FileService {
       if (this.#active.size >= LIMITS.files.concurrent) return
       if (this.#active.has(t.id)) continue
       this.#active.add(t.id)
+      this.#progressed.delete(t.id)
+      let again = false
       void this.#fetch(t)
         .catch((err: unknown) => {
           // Tried again later; the transfer says why it waits.
           const reason = err instanceof ScanPendingError ? err.message : `waiting to resume: ${(err as Error).message}`
           if (this.#c.store.get(t.id, 'incoming')?.state === 'accepted') this.#c.store.update(t.id, 'incoming', { reason })
           this.#c.emit('file.retry', { id: t.id, reason })
+          // A stream cut after it moved bytes (a relay's data limit, a dropped connection): again at once.
+          again = this.#progressed.has(t.id)
         })
-        .finally(() => this.#active.delete(t.id))
+        .finally(() => {
+          this.#active.delete(t.id)
+          if (again) setTimeout(() => this.resume(), LIMITS.files.retrySoonMs).unref()
+        })
     }
   }
 
@@ -315,12 +335,21 @@ export class FileService {
     for (const [index, file] of t.files.entries()) {
       const partial = join(staging, String(index))
       await (await open(partial, 'a')).close()
-      const have = await this.#verifiedPrefix(partial, file)
+      const key = `${t.id}/${index}`
+      let running = this.#running.get(key)
+      if (running !== undefined) await this.#cutTo(partial, running.bytes)
+      else {
+        const whole = createHash('sha256')
+        running = { bytes: await this.#verifiedPrefix(partial, file, whole), whole }
+        this.#running.set(key, running)
+      }
+      const have = running.bytes
       if (have < file.size) {
         const before = fetched
         // `n`: this file's bytes fetched so far in this attempt.
-        await this.#fetchFile(t, index, partial, have, await devicesOfSender(), (n) => {
+        await this.#fetchFile(t, index, partial, running, await devicesOfSender(), (n) => {
           fetched = before + n
+          this.#progressed.add(t.id)
           const now = performance.now()
           if (now - lastEvent > 500) {
             lastEvent = now
@@ -339,10 +368,12 @@ export class FileService {
       kept += file.size
       this.#c.store.update(t.id, 'incoming', { bytes: kept })
     }
-    // Every file whole: each checked against its SHA-256.
+    // Every file whole: each checked against its SHA-256 (fed as its bytes were verified, not read again).
     for (const [index, file] of t.files.entries()) {
       const partial = join(staging, String(index))
-      const hash = (await sha256Of(partial)).sha256
+      const running = this.#running.get(`${t.id}/${index}`)
+      this.#running.delete(`${t.id}/${index}`)
+      const hash = running?.bytes === file.size ? running.whole.digest('hex') : (await sha256Of(partial)).sha256
       if (hash !== file.sha256) {
         await rm(partial, { force: true })
         await rm(`${partial}.chunks`, { force: true })
@@ -423,6 +454,7 @@ export class FileService {
 
   #fail(t: Transfer, code: string, message: string, tell = true): void {
     this.#verified.delete(t.id)
+    this.#forget(t.id)
     this.#c.store.update(t.id, 'incoming', { state: 'failed', reason: `${code}: ${message}` })
     this.#c.emit('file.state', { id: t.id, state: 'failed', reason: `${code}: ${message}` })
     if (tell) this.#tellSender(t, { state: 'failed', code, message })
@@ -446,7 +478,7 @@ export class FileService {
    * How much of a partial file can be trusted: whole chunks whose hashes match
    * those kept as they were verified on arrival (re-read now); the rest is cut.
    */
-  async #verifiedPrefix(partial: string, file: OfferedFile): Promise<number> {
+  async #verifiedPrefix(partial: string, file: OfferedFile, whole: Hash): Promise<number> {
     const size = (await stat(partial).catch(() => undefined))?.size ?? 0
     const hashes = await readAll(`${partial}.chunks`)
     const chunk = LIMITS.files.chunkBytes
@@ -461,6 +493,7 @@ export class FileService {
           const { bytesRead } = await handle.read(buffer, 0, length, i * chunk)
           const digest = createHash('sha256').update(buffer.subarray(0, bytesRead)).digest()
           if (bytesRead !== length || !digest.equals(hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) break
+          whole.update(buffer.subarray(0, bytesRead))
           good = i * chunk + length
         }
       } finally {
@@ -472,6 +505,18 @@ export class FileService {
     const chunks = Math.ceil(good / chunk)
     if (hashes.length !== chunks * HASH_BYTES) await truncate(`${partial}.chunks`, chunks * HASH_BYTES).catch(() => {})
     return good
+  }
+
+  /** What this run keeps for an incoming transfer's files, dropped (it failed or was cancelled). */
+  #forget(id: string): void {
+    for (const key of this.#running.keys()) if (key.startsWith(`${id}/`)) this.#running.delete(key)
+  }
+
+  /** The partial file and its chunk hashes cut back to the `bytes` verified (what the last attempt left half written goes). */
+  async #cutTo(partial: string, bytes: number): Promise<void> {
+    if (((await stat(partial).catch(() => undefined))?.size ?? 0) !== bytes) await truncate(partial, bytes)
+    const kept = Math.ceil(bytes / LIMITS.files.chunkBytes) * HASH_BYTES
+    if (((await stat(`${partial}.chunks`).catch(() => undefined))?.size ?? 0) !== kept) await truncate(`${partial}.chunks`, kept)
   }
 
   /** One file from `offset`, from the first of `devices` that answers: frames checked and appended, the hash of each kept beside it. */
@@ -487,11 +532,12 @@ export class FileService {
     t: Transfer,
     index: number,
     partial: string,
-    offset: number,
+    running: { bytes: number; whole: Hash },
     devices: string[],
     progress: (bytes: number) => void
   ): Promise<void> {
     const file = t.files[index] as OfferedFile
+    const offset = running.bytes
     let stream: Stream | undefined
     let lastError: Error | undefined
     let path: string | undefined
@@ -543,26 +589,32 @@ export class FileService {
     let at = offset
     try {
       while (at < file.size) {
-        const frame = (await lp.read({ signal: stall() })).subarray()
-        const chunk = frame.subarray(HASH_BYTES)
+        // The frame as the pieces it came in (no 1 MiB copy): hashed and written piece by piece.
+        const frame = await lp.read({ signal: stall() })
+        const pieces = [...frame.sublist(HASH_BYTES)]
+        const length = frame.byteLength - HASH_BYTES
         const expected = Math.min(LIMITS.files.chunkBytes, file.size - at)
-        if (frame.length < HASH_BYTES || chunk.length !== expected) {
+        if (frame.byteLength < HASH_BYTES || length !== expected) {
           this.#fail(
             t,
             'LIED',
-            `${file.path}: a chunk of ${chunk.length} bytes where ${expected} were due (the sender sends past the size, or broke the chunking)`
+            `${file.path}: a chunk of ${length} bytes where ${expected} were due (the sender sends past the size, or broke the chunking)`
           )
           stream.abort(new Error('bad chunk'))
           return
         }
-        const digest = createHash('sha256').update(chunk).digest()
+        const hash = createHash('sha256')
+        for (const piece of pieces) hash.update(piece)
+        const digest = hash.digest()
         if (!digest.equals(frame.subarray(0, HASH_BYTES)))
           throw new Error(`${file.path}: a chunk does not match its hash (damaged on the way)`)
         // No sync per chunk: after a crash, what did not reach the disk fails its kept hash on resume and is
         // fetched again.
-        await data.write(chunk)
+        await data.writev(pieces)
         await hashes.write(digest)
-        at += chunk.length
+        for (const piece of pieces) running.whole.update(piece)
+        at += length
+        running.bytes = at
         // Flow control: one more chunk may come for each one written (the sender has at most a window in flight).
         if (at < file.size) await lp.write(MORE, { signal: stall() })
         progress(at - offset)
@@ -604,7 +656,10 @@ export class FileService {
       for (const direction of ['incoming', 'outgoing'] as const) {
         const t = this.#c.store.get(message.id, direction)
         if (t !== undefined && t.peer.toLowerCase() === peer.name.toLowerCase() && !FINAL_STATES.has(t.state)) {
-          if (direction === 'incoming') this.#verified.delete(t.id)
+          if (direction === 'incoming') {
+            this.#verified.delete(t.id)
+            this.#forget(t.id)
+          }
           this.#c.store.update(t.id, direction, {
             state: direction === 'outgoing' && t.state === 'offered' ? 'declined' : 'cancelled',
             reason: `${peer.name} cancelled`
@@ -728,33 +783,44 @@ export class FileService {
     const signal = (): AbortSignal => AbortSignal.timeout(LIMITS.files.stallMs)
     this.#c.emit('file.serving', { id, file: index, offset })
     await lp.write(encoder.encode(JSON.stringify({ t: 'sending', size: file.size })), { signal: signal() })
-    // Constant memory: one chunk at a time from the file, its hash before it.
-    const reader = createReadStream(source, { start: offset, highWaterMark: LIMITS.files.chunkBytes })
-    let pending: Buffer<ArrayBufferLike> = Buffer.alloc(0)
+    // Constant memory: one chunk at a time, read straight into its frame behind room for its hash (the hash
+    // kept from the offer while the file is as it was then); the next chunk is read while this one goes.
+    const chunkBytes = LIMITS.files.chunkBytes
+    const known = this.#chunkHashes.get(source)
+    const cached = known !== undefined && known.size === info.size && known.mtimeMs === info.mtimeMs ? known.hashes : undefined
+    const handle = await open(source, 'r')
     let sent = offset
     // Flow control: a window of chunks, then one more for each `more` the recipient sends as it writes them.
     let credit: number = LIMITS.files.windowChunks
-    const flush = async (chunk: Buffer<ArrayBufferLike>): Promise<void> => {
-      while (credit === 0) {
-        const more = parseControl((await lp.read({ signal: signal() })).subarray())
-        if (more.t !== 'more') throw new Error(`expected more, got ${more.t}`)
-        credit++
-      }
-      credit--
-      const frame = Buffer.allocUnsafe(HASH_BYTES + chunk.length)
-      createHash('sha256').update(chunk).digest().copy(frame, 0)
-      chunk.copy(frame, HASH_BYTES)
-      await lp.write(frame, { signal: signal() })
-      sent += chunk.length
+    const readFrame = async (at: number): Promise<Buffer> => {
+      const length = Math.min(chunkBytes, file.size - at)
+      const frame = Buffer.allocUnsafeSlow(HASH_BYTES + length)
+      const { bytesRead } = await handle.read(frame, HASH_BYTES, length, at)
+      if (bytesRead !== length) throw new Error(`${file.path} shrank on the sender's disk`)
+      const i = at / chunkBytes
+      if (cached !== undefined) cached.copy(frame, 0, i * HASH_BYTES, (i + 1) * HASH_BYTES)
+      else createHash('sha256').update(frame.subarray(HASH_BYTES)).digest().copy(frame, 0)
+      return frame
     }
-    for await (const piece of reader as AsyncIterable<Buffer>) {
-      pending = pending.length === 0 ? piece : Buffer.concat([pending, piece])
-      while (pending.length >= LIMITS.files.chunkBytes) {
-        await flush(pending.subarray(0, LIMITS.files.chunkBytes))
-        pending = pending.subarray(LIMITS.files.chunkBytes)
+    try {
+      let next = sent < file.size ? readFrame(sent) : undefined
+      while (next !== undefined) {
+        const frame = await next
+        const after = sent + frame.length - HASH_BYTES
+        next = after < file.size ? readFrame(after) : undefined
+        next?.catch(() => {})
+        while (credit === 0) {
+          const more = parseControl((await lp.read({ signal: signal() })).subarray())
+          if (more.t !== 'more') throw new Error(`expected more, got ${more.t}`)
+          credit++
+        }
+        credit--
+        await lp.write(frame, { signal: signal() })
+        sent = after
       }
+    } finally {
+      await handle.close()
     }
-    if (pending.length > 0) await flush(pending)
     // Every byte served: done, unless the recipient has had its say already (its result comes after its last chunk).
     if (sent === file.size && index === t.files.length - 1 && !FINAL_STATES.has(this.#c.store.get(id, 'outgoing')?.state ?? 'done')) {
       this.#c.store.update(id, 'outgoing', { state: 'done', bytes: t.total })
@@ -799,6 +865,38 @@ function parseControl(frame: Uint8Array): Control {
   if (typeof value !== 'object' || value === null || typeof (value as { t?: unknown }).t !== 'string')
     throw new Error('a message is a JSON object with t')
   return value as Control
+}
+
+/**
+ * The SHA-256 of a file and of each of its chunks (LIMITS.files.chunkBytes, at
+ * their boundaries), its size and mtime, in one read through one buffer.
+ */
+async function hashFile(path: string): Promise<{ sha256: string; size: number; mtimeMs: number; chunks: Buffer }> {
+  const whole = createHash('sha256')
+  const chunks: Buffer[] = []
+  const handle = await open(path, 'r')
+  try {
+    const { mtimeMs } = await handle.stat()
+    const buffer = Buffer.allocUnsafe(LIMITS.files.chunkBytes)
+    let size = 0
+    for (;;) {
+      let filled = 0
+      while (filled < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, size + filled)
+        if (bytesRead === 0) break
+        filled += bytesRead
+      }
+      if (filled === 0) break
+      const piece = buffer.subarray(0, filled)
+      whole.update(piece)
+      chunks.push(createHash('sha256').update(piece).digest())
+      size += filled
+      if (filled < buffer.length) break
+    }
+    return { sha256: whole.digest('hex'), size, mtimeMs, chunks: Buffer.concat(chunks) }
+  } finally {
+    await handle.close()
+  }
 }
 
 /**
