@@ -635,7 +635,10 @@ describe("the web client's media: a leg between the browser and its daemon, brid
       await until('connected', () => fay.calls.get(placed.id)?.state === 'active' && gus.calls.get(placed.id)?.state === 'active', 10_000)
 
       // Voices both ways at once, each a different sentence: the browser's microphone to gus, gus to the browser.
-      const ownLine = await speech('The other side answers with a sentence of its own.')
+      // As long as the test sentence, and as unlike it (short sentences compare less steadily).
+      const ownLine = await speech(
+        'Supernodes relay for peers behind a router, and hold messages for those who are away. This is the browser speaking, through its own daemon.'
+      )
       const gusLine = await speech()
       const heardBefore = gus.calls.heard(placed.id).length
       const fayBefore = fay.calls.heard(placed.id).length
