@@ -53,6 +53,8 @@ export const upCommand: Command = {
     const state = await readState(dir)
     const up = new Up(dir, state)
     const started = performance.now()
+    // Ctrl-C from now on stops everything in order, even during the start (it is then done once everything is up).
+    const stopping = ctx.waitForStop()
     try {
       // Everything the network file says is known before anything runs (the login server's port and keys, the
       // seed's port and peer id): the login server's database and every daemon start at the same time, and the
@@ -121,7 +123,7 @@ export const upCommand: Command = {
           `\nParley is up (${seconds} s). Open in your browser:\n${lines.join('\n')}\n\nThe echo test contact is "${ECHO_NAME}": add it and call it. Logs: ${join(dir, 'logs')}. Ctrl-C stops everything.\n`
         )
       }
-      await Promise.race([ctx.waitForStop(), up.failed])
+      await Promise.race([stopping, up.failed])
     } finally {
       await up.stop()
     }
