@@ -373,7 +373,7 @@ export class FileService {
       const partial = join(staging, String(index))
       const running = this.#running.get(`${t.id}/${index}`)
       this.#running.delete(`${t.id}/${index}`)
-      const hash = running?.bytes === file.size ? running.whole.digest('hex') : (await sha256Of(partial)).sha256
+      const hash = running?.bytes === file.size ? running.whole.digest('hex') : (await hashFile(partial)).sha256
       if (hash !== file.sha256) {
         await rm(partial, { force: true })
         await rm(`${partial}.chunks`, { force: true })
@@ -897,28 +897,6 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number; m
   } finally {
     await handle.close()
   }
-}
-
-/**
- * The SHA-256 (hex) and size of a file, read through one buffer (a stream's
- * fresh buffer per read left GC slack of tens of MiB at 3 GiB).
- */
-async function sha256Of(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createHash('sha256')
-  const handle = await open(path, 'r')
-  let size = 0
-  try {
-    const buffer = Buffer.allocUnsafe(LIMITS.files.chunkBytes)
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null)
-      if (bytesRead === 0) break
-      hash.update(buffer.subarray(0, bytesRead))
-      size += bytesRead
-    }
-  } finally {
-    await handle.close()
-  }
-  return { sha256: hash.digest('hex'), size }
 }
 
 async function readAll(path: string): Promise<Buffer<ArrayBufferLike>> {
