@@ -270,10 +270,13 @@ export class CallService {
       void media
         .remoteAudio()
         .then((recorder) => {
+          // Once per call: a leg that replaces another (a reloaded page) is found through the call.
+          if (this.#bridged.has(recorder)) return
+          this.#bridged.add(recorder)
           const before = recorder.onSamples
           recorder.onSamples = (chunk) => {
             before?.(chunk)
-            if (call.browser === leg && call.view.conference === null) leg.ear.push(chunk)
+            if (call.view.conference === null) call.browser?.ear.push(chunk)
           }
         })
         .catch(() => {})
@@ -282,6 +285,9 @@ export class CallService {
     const live = members.flatMap((m) => m.videoIn.map((v) => v.track)).filter((t) => t.readyState === 'live')
     void leg.show(live.at(-1) ?? null)
   }
+
+  /** The recorders of calls whose audio already goes on to the web client's leg. */
+  readonly #bridged = new WeakSet<object>()
 
   /** A call with the web client's leg ends: the leg stays with the rest of its conference, or closes. */
   #handOverBrowser(call: Call): void {
