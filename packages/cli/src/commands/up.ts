@@ -192,11 +192,6 @@ class Up {
     } else await call('/v1/account/login', { name, password })
   }
 
-  /** The port `key` used last time when it is free now, else a free one. */
-  async port(key: string): Promise<number> {
-    return await this.#port(key)
-  }
-
   /**
    * Starts `parley ARGS` (PORT in an argument becomes the port this role used
    * last time, or a free one) and waits for its ready line. Its stderr goes
@@ -204,7 +199,7 @@ class Up {
    * stdin closes).
    */
   async role(name: string, args: string[], port?: number, preferred?: number): Promise<{ ready: Record<string, unknown> }> {
-    const chosen = args.some((a) => a.includes('PORT')) ? await this.#port(name, port, preferred) : undefined
+    const chosen = args.some((a) => a.includes('PORT')) ? await this.port(name, port, preferred) : undefined
     const argv = [PARLEY_BIN, ...args.map((a) => a.replace('PORT', String(chosen))), '--stop-with-stdin']
     const log = createWriteStream(join(this.#dir, 'logs', `${name}.log`), { flags: 'a', mode: 0o600 })
     this.#logs.push(log)
@@ -245,7 +240,7 @@ class Up {
   }
 
   /** The port asked for (which must be free), else the one `key` used last time, else `preferred`, when free; else any free one. */
-  async #port(key: string, wanted?: number, preferred?: number): Promise<number> {
+  async port(key: string, wanted?: number, preferred?: number): Promise<number> {
     if (wanted !== undefined) {
       if (!(await isFree(wanted))) throw new ParleyError('UNAVAILABLE', `port ${wanted} is in use: pass another --port`)
       this.#state.ports[key] = wanted
