@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { parley, type RunningRole, speechFile, startRole } from '@parley/testing'
+import { CHROMIUM_ARGS, chromiumPath, parley, type RunningRole, speechFile, startRole } from '@parley/testing'
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core'
 
 const run = promisify(execFile)
@@ -27,11 +27,6 @@ const BOB = 'bob_web'
 const ECHO = 'echo123'
 
 /** Debian's Chromium, never a downloaded one: a machine without it fails here, loudly (CI installs it). */
-function chromiumPath(): string {
-  const found = spawnSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).stdout.trim()
-  if (found === '') throw new Error('Chromium is not installed, and the web client test needs it: apt-get install -y chromium')
-  return found
-}
 
 /** axe-core's own build, injected into the page (the page's CSP does not apply to what the driver evaluates). */
 async function axeScan(page: Page, screen: string): Promise<void> {
@@ -175,13 +170,7 @@ describe('web client', { timeout: 600_000 }, () => {
     browser = await chromium.launch({
       executablePath,
       args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
+        ...CHROMIUM_ARGS,
         '--use-fake-ui-for-media-stream',
         '--use-fake-device-for-media-stream',
         `--use-file-for-fake-audio-capture=${speech}`,

@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { ms, progressFor, timeSummary } from '@parley/testing'
+import { CHROMIUM_ARGS, chromiumPath, ms, progressFor, timeSummary } from '@parley/testing'
 
 const progress = progressFor('web')
 const RUNS = 3
@@ -99,20 +99,10 @@ async function bundle(): Promise<{
 }
 
 async function timeToInteractive(web: string): Promise<object> {
-  const chromiumPath = spawnSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).stdout.trim()
-  if (chromiumPath === '') throw new Error('Debian chromium is not installed (apt-get install chromium): no time to interactive')
   const { chromium } = createRequire(import.meta.url)('playwright-core') as typeof import('playwright-core')
   const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync'
-    ]
+    executablePath: chromiumPath(),
+    args: [...CHROMIUM_ARGS]
   })
   const interactive: number[] = []
   const domContentLoaded: number[] = []

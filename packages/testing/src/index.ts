@@ -1,4 +1,5 @@
 export * from './bench.ts'
+export * from './chromium.ts'
 export * from './coturn.ts'
 export * from './credentials.ts'
 export * from './db-contract.ts'
