@@ -285,9 +285,10 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   const files = new FileService({ node, chat, store: fileStore, me, emit })
   await files.start()
 
-  // The session: the web client signs up, in and out here (the command line's login writes the same profile).
+  // The session: the web client signs up, in and out here (the command line's login goes through here too while
+  // this daemon runs). Whose the profile is, read once: only a sign-in here changes it.
+  let owner = await profile.owner()
   const session = async (): Promise<SessionView> => {
-    const owner = await profile.owner()
     const signedIn = valid() !== undefined
     return {
       signedIn,
@@ -308,7 +309,6 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
   }
   const signIn = (name: string, password: string, displayName: string | null): Promise<SessionView> =>
     serially(async () => {
-      const owner = await profile.owner()
       if (owner !== undefined && owner.name !== name)
         throw new ParleyError(
           'NOT_ALLOWED',
@@ -323,7 +323,8 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       const verdict = verifier.verify(next.credential, { deviceKey: device.publicKey })
       if (!verdict.ok)
         throw new ParleyError(verdict.reason, `the login server's credential does not verify with the network file: ${verdict.message}`)
-      await profile.setOwner({ name: next.name, displayName: displayName ?? owner?.displayName ?? null })
+      owner = { name: next.name, displayName: displayName ?? owner?.displayName ?? null }
+      await profile.setOwner(owner)
       await profile.saveCredential(next)
       grant = next
       if (renewal !== undefined) clearTimeout(renewal)
