@@ -150,10 +150,16 @@ describe('parley up', () => {
     // The old token no longer opens the client: the printed address is new each run.
     const stale = await fetch(webs.alice_up as string, { redirect: 'manual' })
     assert.equal(stale.status, 401)
-    // Signing out takes the device off the network; the profile remembers whose it is.
+    // Signing out takes the device off the network and out of the directory; the profile remembers whose it is.
+    const bob2 = new WebSession(again.bob_up as string)
+    await bob2.open()
+    const alicesDevices = async (): Promise<number> =>
+      ((await bob2.call('/v1/whois/alice_up')).json.devices as unknown[] | undefined)?.length ?? -1
+    assert.equal(await alicesDevices(), 1, 'bob finds alice signed in')
     const out = await alice2.call('/v1/account/logout', {})
     assert.equal((out.json.session as { signedIn: boolean }).signedIn, false)
     assert.equal((await alice2.call('/v1/contacts')).status, 401)
+    assert.equal(await alicesDevices(), 0, 'a signed-out device is withdrawn from the directory at once')
     const owner = JSON.parse(await readFile(join(dir, 'net', 'users', 'alice_up', 'owner.json'), 'utf8')) as { name: string }
     assert.equal(owner.name, 'alice_up')
     // The command line's login goes through the running daemon, which comes online at once (and so does its logout).
@@ -162,9 +168,11 @@ describe('parley up', () => {
     assert.equal(login.code, 0, login.stderr)
     assert.equal((JSON.parse(login.stdout) as { through: string }).through, 'daemon')
     assert.equal((await alice2.call('/v1/contacts')).status, 200)
+    assert.equal(await alicesDevices(), 1, 'signed in again: in the directory again')
     const logout = await parley(['logout', '--data', profile, '--json'])
     assert.equal(logout.code, 0, logout.stderr)
     assert.equal((await alice2.call('/v1/contacts')).status, 401)
+    assert.equal(await alicesDevices(), 0)
     assert.equal(await up.stop('SIGINT'), 0, up.stderr())
     up = undefined
   })

@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { TurnServer } from '@parley/calls'
 import { CredentialVerifier } from '@parley/crypto'
 import { LoginClient } from '@parley/login-client'
-import { type CredentialGrant, ParleyError, type SessionView } from '@parley/protocol'
+import { type CredentialGrant, LIMITS, ParleyError, type SessionView } from '@parley/protocol'
 import { API_FILE, EventHub, type LocalApi, startLocalApi } from './api/local-api.ts'
 import { callRoutes } from './calls/api.ts'
 import { EchoService } from './calls/echo.ts'
@@ -347,6 +347,8 @@ export async function startDaemon(init: DaemonInit): Promise<RunningDaemon> {
       const current = grant
       if (current !== undefined) {
         for (const call of calls.calls()) await calls.hangUp(call.id).catch(() => {})
+        // Out of the directory while the credential still signs: lookups stop finding this device at once.
+        await node.records.withdraw({ signal: AbortSignal.timeout(LIMITS.overlay.withdrawTimeoutMs) }).catch(() => {})
         // The login server forgets the session (when it cannot be told, the credential expires by itself).
         await login.logout({ device, credential: current.credential }).catch(() => {})
         grant = undefined

@@ -165,6 +165,52 @@ describe('the directory on the overlay (memory transport)', () => {
     assert.equal(store.get(bob.name).find((r) => r.peerId === bob.node.peerId)?.record.presence, 'online')
   })
 
+  it('withdraws a device that signs out: lookups leave it out, and its older record replayed is refused', async () => {
+    const carol = clients[3]!
+    const asker = clients[7]!
+    assert.equal((await asker.node.records.whois(carol.name)).devices.length, 1)
+    const online = (await supernodes[0]!.node.records.whois(carol.name)).devices[0]!
+    const withdrawn = await carol.node.records.withdraw()
+    assert.equal(withdrawn.stored, 3, 'the withdrawal replaces the record on every replica')
+    assert.deepEqual((await asker.node.records.whois(carol.name)).devices, [], 'from a client')
+    assert.deepEqual((await supernodes[4]!.node.records.whois(carol.name)).devices, [], 'from a supernode')
+    // The online record it replaced, put again by someone who kept it, is older: refused everywhere.
+    const replicas = supernodes.filter((s) => s.node.records.store.get(carol.name).length > 0)
+    assert.equal(replicas.length, 3)
+    for (const s of replicas) {
+      const kept = s.node.records.store.get(carol.name)
+      assert.deepEqual(
+        kept.map((r) => [r.record.presence, r.record.addrs.length]),
+        [['offline', 0]]
+      )
+      assert.ok(kept[0]!.record.seq > online.seq)
+    }
+    const credential = credentialFor(carol.device, carol.name)
+    const replay = checkRecord(
+      signRecord({ v: 1, credential, addrs: online.addrs, presence: 'online', seq: online.seq, expiresAt: online.expiresAt }, carol.device),
+      verifier
+    )
+    for (const s of replicas) assert.equal(s.node.records.store.put(replay), 'REPLAYED')
+    // A withdrawal carries no addresses: one that does is malformed.
+    assert.throws(
+      () =>
+        checkRecord(
+          signRecord(
+            { v: 1, credential, addrs: ['/ip4/10.0.0.1/tcp/1'], presence: 'offline', seq: Date.now(), expiresAt: Date.now() + 60_000 },
+            carol.device
+          ),
+          verifier
+        ),
+      (err: unknown) => err instanceof RecordError && err.code === 'MALFORMED'
+    )
+    // Back online: found again.
+    await carol.node.records.publish({ addrs: carol.node.addresses, presence: 'online' })
+    assert.deepEqual(
+      (await asker.node.records.whois(carol.name)).devices.map((d) => d.peerId),
+      [carol.node.peerId]
+    )
+  })
+
   it('answers only peers that said hello with a valid credential', async () => {
     const stranger = await ParleyNode.create({
       role: 'client',

@@ -85,6 +85,8 @@ export const LIMITS = {
     /** A records request or answer. */
     recordsMessageMaxBytes: 64 * 1024,
     recordsTimeoutMs: 5_000,
+    /** Signing out waits this long at most for the device's withdrawal to reach its supernodes. */
+    withdrawTimeoutMs: 5_000,
     /** A DHT walk for the supernodes closest to a user; then the supernodes already known answer. */
     walkTimeoutMs: 2_000,
     /** NAT and firewall determination (`/parley/nat/1.0.0` and STUN on supernodes). */

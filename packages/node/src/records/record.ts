@@ -10,7 +10,7 @@ export interface UserRecord {
   v: 1
   /** The device's credential (base64url): who it is, until when. */
   credential: string
-  /** Where to reach it (relay addresses when behind NAT). */
+  /** Where to reach it (relay addresses when behind NAT); none in a withdrawal. */
   addrs: string[]
   presence: Presence
   /** Grows with every change; a supernode keeps the highest per device. */
@@ -19,7 +19,12 @@ export interface UserRecord {
   expiresAt: number
 }
 
-export type Presence = 'online' | 'away' | 'dnd'
+/**
+ * 'offline' is a withdrawal: the device signed out. It replaces the device's
+ * last record like any newer one (so an older record replayed later is
+ * refused), carries no addresses, and lookups leave the device out.
+ */
+export type Presence = 'online' | 'away' | 'dnd' | 'offline'
 
 /** On the wire: the record's canonical JSON bytes and the device's signature over them. */
 export interface SignedRecord {
@@ -74,7 +79,7 @@ export function signRecord(record: UserRecord, device: KeyPair): SignedRecord {
   return { record: toBase64Url(bytes), sig: toBase64Url(sign(device, concatBytes(RECORD_CONTEXT, bytes))) }
 }
 
-const PRESENCE = new Set(['online', 'away', 'dnd'])
+const PRESENCE = new Set(['online', 'away', 'dnd', 'offline'])
 
 /**
  * Checks a signed record completely: size, shape, the credential (trusted
@@ -107,7 +112,8 @@ export function checkRecord(signed: unknown, verifier: CredentialVerifier, optio
     !PRESENCE.has(record.presence) ||
     !Number.isSafeInteger(record.seq) ||
     record.seq < 0 ||
-    !Number.isSafeInteger(record.expiresAt)
+    !Number.isSafeInteger(record.expiresAt) ||
+    (record.presence === 'offline' && record.addrs.length > 0)
   ) {
     return bad('MALFORMED', 'record fields have the wrong types')
   }

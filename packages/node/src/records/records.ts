@@ -223,6 +223,20 @@ export class RecordsService {
     return { stored: took.length, supernodes: took }
   }
 
+  /**
+   * Withdraws this device from the directory (at sign-out, while its
+   * credential still signs): a newer record saying 'offline', with no
+   * addresses, replaces the last one on the supernodes, and lookups leave
+   * the device out. Nothing is published again after it.
+   */
+  async withdraw(options: { signal?: AbortSignal } = {}): Promise<{ stored: number; supernodes: string[] }> {
+    try {
+      return await this.publish({ addrs: [], presence: 'offline' }, options)
+    } finally {
+      this.#published = undefined
+    }
+  }
+
   async #publishThroughSupernode(
     signed: SignedRecord,
     options: { signal?: AbortSignal }
@@ -768,14 +782,17 @@ function newestPerDevice(records: CheckedRecord[]): CheckedRecord[] {
   return [...newest.values()]
 }
 
+/** The devices online: a withdrawn one ('offline', the newest record of its device) is left out. */
 function devicesOf(records: CheckedRecord[]): DeviceEntry[] {
-  return records.map((r) => ({
-    peerId: r.peerId,
-    presence: r.record.presence,
-    addrs: r.record.addrs,
-    seq: r.record.seq,
-    expiresAt: r.record.expiresAt
-  }))
+  return records
+    .filter((r) => r.record.presence !== 'offline')
+    .map((r) => ({
+      peerId: r.peerId,
+      presence: r.record.presence,
+      addrs: r.record.addrs,
+      seq: r.record.seq,
+      expiresAt: r.record.expiresAt
+    }))
 }
 
 /** A count from another peer's answer: a small non-negative integer, else 0. */
