@@ -113,6 +113,7 @@ export class ParleyNode extends EventTarget {
     await this.records.start()
     await this.libp2p.start()
     await this.direct.start()
+    await this.mailbox.start()
     await this.#applyRole()
   }
 

@@ -8,7 +8,7 @@ import { LIMITS } from '@parley/protocol'
 import { testNetwork } from '@parley/testing'
 import fc from 'fast-check'
 import { CHAT_PROTOCOL, ChatService, ChatStore, type ParleyNode, PresenceService } from '../src/index.ts'
-import { startLoopbackNode } from './support.ts'
+import { befriend, startLoopbackNode } from './support.ts'
 
 const network = testNetwork()
 
@@ -215,6 +215,27 @@ describe('offline delivery through the mailboxes', () => {
     assert.ok(fetchedMs < 2_000, `fetched in ${fetchedMs} ms`)
     // Fetched copies are deleted: nothing more comes.
     assert.equal(await gina.chat.collect(), 0)
+  })
+})
+
+describe('a line that cannot go directly to a device that is online', () => {
+  it('reaches it through its mailbox at once: the supernode says that something waits', async () => {
+    const hank = await startPeer('hank_chat')
+    const ida = await startPeer('ida_chat')
+    await befriend(hank, ida)
+    // Ida's device is online and linked to the supernode, but takes no chat stream: the direct delivery fails.
+    await ida.node.libp2p.unhandle(CHAT_PROTOCOL)
+    const sent = await hank.chat.message('ida_chat', 'through the mailbox')
+    assert.equal(sent.state, 'stored')
+    // Without the word it would wait for Ida's next round (LIMITS.chat.collectEveryMs, 30 s).
+    const ms = await until('ida has the line', () => ida.chat.history('hank_chat', 10).some((m) => m.id === sent.id), 5_000)
+    process.stderr.write(`chat: a line left in the mailbox of an online device arrived in ${Math.round(ms)} ms\n`)
+    assert.ok(ms < LIMITS.chat.collectEveryMs / 3)
+    await until(
+      'hank learns it was delivered',
+      () => hank.chat.history('ida_chat', 10).find((m) => m.id === sent.id)?.state === 'delivered'
+    )
+    assert.equal(seed.mailbox.store?.fetch(ida.node.peerId, 0).items.length, 0, 'collected and removed')
   })
 })
 

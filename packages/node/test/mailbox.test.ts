@@ -15,6 +15,7 @@ import {
   encodeMailboxAnswer,
   encodeMailboxRequest,
   MAILBOX_PROTOCOL,
+  MAILBOX_WAITING_PROTOCOL,
   type MailboxAnswer,
   MailboxError,
   type MailboxInit,
@@ -500,6 +501,53 @@ describe('the mailbox on the overlay (memory transport)', () => {
       ]
     )
     process.stderr.write(`mailbox: collect from 3 replicas in ${Math.round(performance.now() - started)} ms\n`)
+  })
+
+  it('tells the recipient device, when it is connected to a replica, at once that an item waits; a burst in few words', async () => {
+    const replicas = supernodes.filter((s) => replicasOf(people.bob.name).includes(s.peerId))
+    for (const s of replicas) await link(nodes.bob, s)
+    const listen = (node: ParleyNode): { from: string[]; off: () => void } => {
+      const from: string[] = []
+      const on = (e: Event): void => {
+        from.push((e as CustomEvent<string>).detail)
+      }
+      node.mailbox.addEventListener('waiting', on)
+      return { from, off: () => node.mailbox.removeEventListener('waiting', on) }
+    }
+    const bob = listen(nodes.bob)
+    const bob2 = listen(nodes.bob2)
+    const item = (id: string) =>
+      nodes.alice.mailbox.item({ id, to: people.bob.name, device: people.bob.peerId, sealed: new Uint8Array([7]) })
+    const started = performance.now()
+    assert.equal((await nodes.alice.mailbox.deposit(item('word-1'))).stored, 3)
+    while (bob.from.length < 3 && performance.now() - started < 5_000) await new Promise((r) => setTimeout(r, 10))
+    const ms = Math.round(performance.now() - started)
+    assert.deepEqual([...bob.from].sort(), replicasOf(people.bob.name), 'one word from each replica')
+    process.stderr.write(`mailbox: the recipient told by every replica ${ms} ms after the deposit began\n`)
+    // Eight more at once: at most one more word per replica at the end of its gap, not one per item.
+    for (let i = 0; i < 8; i++) assert.equal((await nodes.alice.mailbox.deposit(item(`word-burst-${i}`))).stored, 3)
+    await new Promise((r) => setTimeout(r, 2 * LIMITS.mailbox.waitingGapMs + 500))
+    for (const id of replicasOf(people.bob.name)) {
+      const words = bob.from.filter((f) => f === id).length
+      assert.ok(words >= 2 && words <= 3, `${words} words from one replica for 9 items`)
+    }
+    assert.deepEqual(bob2.from, [], "bob's other device is not told of items for this one")
+    // A malformed word is refused on its stream, and nobody is told.
+    const before = bob.from.length
+    const connection = await nodes.mallory.libp2p.dial(nodes.bob.libp2p.peerId)
+    await nodes.mallory.hello.greet(connection)
+    const stream = await connection.newStream(MAILBOX_WAITING_PROTOCOL)
+    await lpStream(stream, { maxDataLength: LIMITS.mailbox.waitingMaxBytes })
+      .write(new TextEncoder().encode('{"op":"collect-everything"}'))
+      .catch(() => {})
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(bob.from.length, before)
+    bob.off()
+    bob2.off()
+    // Collected and removed, so that the next tests find only their own items.
+    const collected = await nodes.bob.mailbox.collect(people.bob.name)
+    assert.equal(collected.items.filter((i) => i.id.startsWith('word-')).length, 9)
+    await nodes.bob.mailbox.remove(collected.items.filter((i) => i.id.startsWith('word-')))
   })
 
   it('gives nothing to a device that is not the recipient', async () => {

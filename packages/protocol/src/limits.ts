@@ -178,7 +178,18 @@ export const LIMITS = {
     /** One request (dial, hello, the request and its answer). */
     requestTimeoutMs: 10_000,
     /** How often a supernode drops expired items and tombstones. */
-    sweepEveryMs: 60_000
+    sweepEveryMs: 60_000,
+    /**
+     * A supernode tells a connected recipient device that an item waits
+     * (`/parley/mailbox/waiting/1.0.0`) at most once per this gap (once more
+     * after it when items kept coming); the device collects no more often
+     * than this on such words.
+     */
+    waitingGapMs: 1_000,
+    /** Devices a supernode keeps such a gap for at once (past it, no word: the device's own collect finds the item). */
+    waitingTracked: 10_000,
+    /** The word itself (a tiny JSON frame). */
+    waitingMaxBytes: 64
   },
   /** The daemon's local API (loopback, one user's programs). */
   api: {

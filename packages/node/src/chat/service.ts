@@ -95,6 +95,10 @@ export class ChatService {
   readonly #senders = new TokenBuckets(LIMITS.chat.senderPerMinute, LIMITS.chat.senderBurst, LIMITS.chat.senderBuckets)
   readonly #requests = new TokenBuckets(LIMITS.chat.requestsPerMinute, LIMITS.chat.requestBurst, LIMITS.chat.senderBuckets)
   #again: Promise<void> | undefined
+  /** Collects on supernodes' words that mail waits: one at a time, a gap after each. */
+  #collecting = false
+  #collectAgain = false
+  #collectGap: ReturnType<typeof setTimeout> | undefined
   /** When each user's devices were last looked up in the directory. */
   readonly #lookedUp = new Map<string, number>()
 
@@ -126,11 +130,42 @@ export class ChatService {
     this.#timer.unref?.()
     this.#collector = setInterval(() => void this.collect().catch(() => {}), LIMITS.chat.collectEveryMs)
     this.#collector.unref?.()
+    // A supernode says something waits in this device's mailbox (sent while a direct delivery failed): collect now.
+    this.#c.node.mailbox.addEventListener('waiting', this.#onWaiting)
+  }
+
+  readonly #onWaiting = (): void => this.#collectSoon()
+
+  /**
+   * Collects now; while a collect triggered this way runs (or in the gap
+   * after it), further words make one more collect at the end of the gap.
+   */
+  #collectSoon(): void {
+    if (this.#collecting) {
+      this.#collectAgain = true
+      return
+    }
+    this.#collecting = true
+    void this.collect()
+      .catch(() => 0)
+      .then(() => {
+        this.#collectGap = setTimeout(() => {
+          this.#collecting = false
+          this.#collectGap = undefined
+          if (this.#collectAgain) {
+            this.#collectAgain = false
+            this.#collectSoon()
+          }
+        }, LIMITS.mailbox.waitingGapMs)
+        this.#collectGap.unref?.()
+      })
   }
 
   async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     if (this.#collector !== undefined) clearInterval(this.#collector)
+    this.#c.node.mailbox.removeEventListener('waiting', this.#onWaiting)
+    clearTimeout(this.#collectGap)
     await this.#draining?.catch(() => {})
     await this.#c.node.libp2p.unhandle(CHAT_PROTOCOL).catch(() => {})
     await this.#c.node.libp2p.unhandle(HISTORY_PROTOCOL).catch(() => {})

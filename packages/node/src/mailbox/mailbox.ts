@@ -23,6 +23,13 @@ import {
 
 /** The offline mailbox on the overlay; frames in `wire.ts`, the item in `item.ts`. */
 export const MAILBOX_PROTOCOL = '/parley/mailbox/1.0.0'
+/**
+ * A supernode's word to a recipient device connected to it: an item waits
+ * here (one frame, `{"op":"waiting"}`). Every node handles it; the device
+ * then collects at once instead of at its next round.
+ */
+export const MAILBOX_WAITING_PROTOCOL = '/parley/mailbox/waiting/1.0.0'
+const WAITING_FRAME = new TextEncoder().encode(JSON.stringify({ op: 'waiting' }))
 
 export interface MailboxComponents {
   libp2p: Libp2p
@@ -126,7 +133,7 @@ const PLACES_KEPT = 256
  * items only to the recipient device and deletes only at its request. It
  * never sees plaintext: the payload is sealed to the recipient device.
  */
-export class MailboxService {
+export class MailboxService extends EventTarget {
   readonly #c: MailboxComponents
   readonly #init: MailboxInit
   readonly #limits: MailboxLimits
@@ -139,8 +146,11 @@ export class MailboxService {
   #store: MailboxStore | undefined
   #serving = false
   #sweep: ReturnType<typeof setInterval> | undefined
+  /** Recipient devices told lately that items wait (supernodes): whether more came since, and the end of the gap. */
+  readonly #told = new Map<string, { again: boolean; timer?: ReturnType<typeof setTimeout> }>()
 
   constructor(components: MailboxComponents, init: MailboxInit = {}) {
+    super()
     this.#c = components
     this.#init = init
     this.#limits = mailboxLimits(init.limits)
@@ -157,13 +167,16 @@ export class MailboxService {
     return this.#serving
   }
 
+  /** Listens for supernodes' words that items wait (event `waiting`), and serves when asked to. */
   async start(): Promise<void> {
+    await this.#c.libp2p.handle(MAILBOX_WAITING_PROTOCOL, this.#onWaiting, { runOnLimitedConnection: true })
     if (this.#init.serve === true) await this.setServing(true)
   }
 
   /** Stops serving and closes the store (after committing what is pending); safe twice. */
   async stop(): Promise<void> {
     await this.setServing(false)
+    await this.#c.libp2p.unhandle(MAILBOX_WAITING_PROTOCOL).catch(() => {})
     this.#holders.clear()
     this.#places.clear()
   }
@@ -190,6 +203,8 @@ export class MailboxService {
     await this.#c.libp2p.unhandle(MAILBOX_PROTOCOL).catch(() => {})
     clearInterval(this.#sweep)
     this.#sweep = undefined
+    for (const told of this.#told.values()) clearTimeout(told.timer)
+    this.#told.clear()
     const store = this.#store
     this.#store = undefined
     this.#puts.clear()
@@ -466,7 +481,9 @@ export class MailboxService {
           if (item.fromDevice !== peer.peerId || item.from.toLowerCase() !== peer.name.toLowerCase())
             throw new MailboxError('NOT_SENDER', 'only the sender device deposits its items')
           verifyItem(item, this.#c.verifier, { now })
-          return { ok: true, op: 'put', outcome: await store.put(item, now) }
+          const outcome = await store.put(item, now)
+          if (outcome === 'stored') this.#tell(item.device, item.to)
+          return { ok: true, op: 'put', outcome }
         }
         case 'fetch': {
           this.#admit(this.#requests, peer.peerId, now)
@@ -489,6 +506,71 @@ export class MailboxService {
     } catch (err) {
       return mailboxRefusal(err)
     }
+  }
+
+  /**
+   * Tells a recipient device that is connected here, and said hello as its
+   * user, that an item waits for it: at once, then at most once per
+   * LIMITS.mailbox.waitingGapMs (one more word at the end of the gap when
+   * items kept coming). A device not connected is not dialled: it collects
+   * when it comes online.
+   */
+  #tell(device: string, user: string): void {
+    const told = this.#told.get(device)
+    if (told !== undefined) {
+      told.again = true
+      return
+    }
+    if (this.#told.size >= LIMITS.mailbox.waitingTracked) return
+    const state: { again: boolean; timer?: ReturnType<typeof setTimeout> } = { again: false }
+    this.#told.set(device, state)
+    void this.#sendWaiting(device, user).finally(() => {
+      if (this.#told.get(device) !== state) return
+      state.timer = setTimeout(() => {
+        this.#told.delete(device)
+        if (state.again && this.#serving) this.#tell(device, user)
+      }, LIMITS.mailbox.waitingGapMs)
+      state.timer.unref?.()
+    })
+  }
+
+  async #sendWaiting(device: string, user: string): Promise<void> {
+    try {
+      const peer = peerIdFromString(device)
+      const connection = this.#c.libp2p.getConnections(peer).find((c) => c.status === 'open')
+      if (connection === undefined || this.#c.hello.verified(peer)?.name.toLowerCase() !== user.toLowerCase()) return
+      const signal = AbortSignal.timeout(this.#limits.requestTimeoutMs)
+      const stream = await connection.newStream(MAILBOX_WAITING_PROTOCOL, { signal, runOnLimitedConnection: true })
+      try {
+        await lpStream(stream, { maxDataLength: LIMITS.mailbox.waitingMaxBytes }).write(WAITING_FRAME, { signal })
+        await stream.close({ signal })
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      }
+    } catch {
+      // Not told: the device's own collect finds the item.
+    }
+  }
+
+  /** A supernode's word that items wait: one frame checked, then the event (only from a peer that said hello). */
+  readonly #onWaiting = async (stream: Stream, connection: Connection): Promise<void> => {
+    const signal = AbortSignal.timeout(this.#limits.requestTimeoutMs)
+    try {
+      const frame = (await lpStream(stream, { maxDataLength: LIMITS.mailbox.waitingMaxBytes }).read({ signal })).subarray()
+      let word: unknown
+      try {
+        word = JSON.parse(new TextDecoder().decode(frame))
+      } catch {
+        word = undefined
+      }
+      if ((word as { op?: unknown } | undefined)?.op !== 'waiting') throw new MailboxError('MALFORMED', 'expected {"op":"waiting"}')
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      return
+    }
+    if (this.#c.hello.verified(connection.remotePeer) === undefined) return
+    this.dispatchEvent(new CustomEvent('waiting', { detail: connection.remotePeer.toString() }))
   }
 
   /** A supernode and the addresses this node knows for it. */
