@@ -409,7 +409,13 @@ describe('web client', { timeout: 600_000 }, () => {
     await alice.getByRole('region', { name: 'Your contacts' }).getByText(ECHO).waitFor({ timeout: 30_000 })
     await openChat(alice, ECHO)
     await send(alice, ECHO, 'testing one two')
-    await line(alice, 'echo: testing one two').waitFor({ timeout: 30_000 })
+    await line(alice, 'echo: testing one two')
+      .waitFor({ timeout: 30_000 })
+      .catch(async (err: unknown) => {
+        // Say how far Alice's own line got (sent, stored for later, delivered): where the echo was lost.
+        const mine = await line(alice, 'testing one two').first().innerText().catch(() => '(not shown)')
+        throw new Error(`no echo within 30 s; Alice's line reads: ${JSON.stringify(mine)}`, { cause: err })
+      })
     await alice.getByRole('button', { name: `Voice call ${ECHO}` }).click()
     await alice.getByText('Direct connection').waitFor({ timeout: 30_000 })
     // It records a few seconds of Alice's speech, then plays it back.
