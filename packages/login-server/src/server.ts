@@ -13,6 +13,7 @@ import {
 } from '@parley/db'
 import {
   type CredentialGrant,
+  clientErrorOf,
   type DirectoryResponse,
   emailProblem,
   fromBase64Url,
@@ -66,22 +67,15 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
   })
 
   app.setErrorHandler((err, request, reply) => {
-    const e = err as { code?: string; validation?: unknown; statusCode?: number; message: string }
     let pe: ParleyError
+    const client = clientErrorOf(err, LIMITS.httpBodyBytes)
     if (err instanceof ParleyError) {
       pe = err
     } else if (err instanceof DbUnavailableError) {
       request.log.warn({ err: err.message }, 'database unavailable')
       pe = new ParleyError('UNAVAILABLE', 'the account database is unavailable: try again shortly')
-    } else if (e.validation !== undefined) {
-      pe = new ParleyError('INVALID_REQUEST', `invalid request: ${e.message}`)
-    } else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      pe = new ParleyError('PAYLOAD_TOO_LARGE', `request body over ${LIMITS.httpBodyBytes} bytes`)
-    } else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      pe = new ParleyError('UNSUPPORTED_MEDIA_TYPE', 'send JSON (Content-Type: application/json)')
-    } else if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-      // Fastify's own client errors: bad JSON, empty body, bad headers.
-      pe = new ParleyError('INVALID_REQUEST', `invalid request: ${e.message}`)
+    } else if (client !== undefined) {
+      pe = client
     } else {
       request.log.error({ err }, 'internal error')
       pe = new ParleyError('INTERNAL', 'internal error')

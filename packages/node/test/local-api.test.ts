@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { LIMITS } from '@parley/protocol'
 import WebSocket from 'ws'
 import {
   API_FILE,
@@ -141,6 +142,26 @@ describe('the local API event stream: GET /v1/events', () => {
     // The subprotocol form of the token is for the WebSocket upgrade only.
     const viaProtocol = await fetch(`${api.url}/v1/whoami`, { headers: { 'sec-websocket-protocol': `${TOKEN_PROTOCOL_PREFIX}${token}` } })
     assert.equal(viaProtocol.status, 401)
+  })
+
+  it('answers bad requests with their reason codes, never as internal errors', async () => {
+    const post = async (body: string, type = 'application/json'): Promise<[number, string]> => {
+      const response = await fetch(`${api.url}/v1/account/login`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': type },
+        body
+      })
+      return [response.status, ((await response.json()) as { error?: { code: string } }).error?.code ?? 'none']
+    }
+    assert.deepEqual(await post('{"name":"api_tester"}'), [400, 'INVALID_REQUEST'], 'no password: the schema says no')
+    assert.deepEqual(await post('{"name":"api_tester","password":{"a":1}}'), [400, 'INVALID_REQUEST'], 'a password of the wrong type')
+    assert.deepEqual(await post('{"name":'), [400, 'INVALID_REQUEST'], 'not JSON')
+    assert.deepEqual(await post('name=x', 'application/x-www-form-urlencoded'), [415, 'UNSUPPORTED_MEDIA_TYPE'])
+    assert.deepEqual(await post(JSON.stringify({ name: 'x'.repeat(LIMITS.httpBodyBytes) })), [413, 'PAYLOAD_TOO_LARGE'])
+    const query = await fetch(`${api.url}/v1/directory?q=`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(query.status, 400)
+    // The same schema, compiled on first use, lets a good request through.
+    assert.deepEqual(await post('{"name":"api_tester","password":"secret"}'), [200, 'none'])
   })
 
   it('sends an authenticated subscriber a start frame, then every event in order', async () => {

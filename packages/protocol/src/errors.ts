@@ -118,6 +118,26 @@ export class ParleyError extends Error {
   }
 }
 
+/**
+ * An HTTP framework's client error (Fastify's: a body that fails the route's
+ * schema, one over the size limit, one that is not JSON, bad headers) as the
+ * ParleyError to answer with; undefined for anything else, which is an
+ * internal error. `maxBodyBytes` is named in the message.
+ */
+export function clientErrorOf(err: unknown, maxBodyBytes: number): ParleyError | undefined {
+  const e = err as { code?: unknown; validation?: unknown; statusCode?: unknown; message?: unknown } | null
+  if (typeof e !== 'object' || e === null) return undefined
+  const message = typeof e.message === 'string' ? e.message : 'bad request'
+  if (e.validation !== undefined) return new ParleyError('INVALID_REQUEST', `invalid request: ${message}`)
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ParleyError('PAYLOAD_TOO_LARGE', `request body over ${maxBodyBytes} bytes`)
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new ParleyError('UNSUPPORTED_MEDIA_TYPE', 'send JSON (Content-Type: application/json)')
+  // The framework's other client errors: bad JSON, an empty body, bad headers.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
+    return new ParleyError('INVALID_REQUEST', `invalid request: ${message}`)
+  return undefined
+}
+
 export function assertNever(value: never, what = 'value'): never {
   throw new Error(`unexpected ${what}: ${JSON.stringify(value)}`)
 }
