@@ -413,7 +413,10 @@ describe('web client', { timeout: 600_000 }, () => {
       .waitFor({ timeout: 30_000 })
       .catch(async (err: unknown) => {
         // Say how far Alice's own line got (sent, stored for later, delivered): where the echo was lost.
-        const mine = await line(alice, 'testing one two').first().innerText().catch(() => '(not shown)')
+        const mine = await line(alice, 'testing one two')
+          .first()
+          .textContent()
+          .catch(() => '(not shown)')
         throw new Error(`no echo within 30 s; Alice's line reads: ${JSON.stringify(mine)}`, { cause: err })
       })
     await alice.getByRole('button', { name: `Voice call ${ECHO}` }).click()
