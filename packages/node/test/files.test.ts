@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { generateKeyPair, type KeyPair } from '@parley/crypto'
+import { LIMITS } from '@parley/protocol'
 import { testNetwork } from '@parley/testing'
 import {
   ChatService,
@@ -33,6 +34,8 @@ interface Peer {
   node: ParleyNode
   chat: ChatService
   files: FileService
+  /** A new file service for this peer, on the same node and stores (one stopped cannot start again). */
+  newFiles(): FileService
   events: Array<{ type: string; data: Record<string, unknown> }>
   policy: FilePolicy
   stop(): Promise<void>
@@ -48,15 +51,10 @@ async function startPeer(name: string, reuse: { device?: KeyPair; chat?: ChatSto
   const chat = new ChatService({ node, store: reuse.chat ?? new ChatStore(':memory:'), device, me: () => name, emit })
   await chat.start()
   const peer = { name, node, chat, events, policy: { enabled: true, maxBytes: null, source: 'test' } } as Peer
-  peer.files = new FileService({
-    node,
-    chat,
-    store: reuse.files ?? new FileStore(':memory:'),
-    me: () => name,
-    emit,
-    policy: () => peer.policy,
-    quarantine: join(dir, `${name}-quarantine`)
-  })
+  const store = reuse.files ?? new FileStore(':memory:')
+  peer.newFiles = () =>
+    new FileService({ node, chat, store, me: () => name, emit, policy: () => peer.policy, quarantine: join(dir, `${name}-quarantine`) })
+  peer.files = peer.newFiles()
   await peer.files.start()
   peer.stop = async () => {
     await peer.files.stop()
@@ -115,6 +113,24 @@ describe('sending files between two devices', () => {
     assert.ok(progress.length > 0)
     // Bytes and rate as they are (a rate counted twice showed gigabytes a second on loopback).
     for (const p of progress) assert.ok(Number(p.bytes) <= offer.total && Number(p.rate) < 2e9, JSON.stringify(p))
+  })
+
+  it('an offer that finds the recipient unreachable for a moment is made again, and reaches it', async () => {
+    const source = join(dir, 'moment.txt')
+    await writeFile(source, 'made again\n')
+    // Tom's device takes no file stream for about a second (as while a relayed connection is made again).
+    await tom.files.stop()
+    const back = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        tom.files = tom.newFiles()
+        void tom.files.start().then(resolve)
+      }, LIMITS.files.offerRetryMs / 2)
+    )
+    const started = performance.now()
+    const offer = await sam.files.send('tom_files', [source])
+    await back
+    assert.ok(performance.now() - started >= LIMITS.files.offerRetryMs / 2, 'made again after the first attempt failed')
+    await until('tom has the offer', () => tom.files.get(offer.id)?.state === 'offered')
   })
 
   it('resumes after the receiver dies mid-transfer, from the last verified chunk', async () => {

@@ -340,6 +340,13 @@ export const LIMITS = {
     retryEveryMs: 5_000,
     /** An attempt that moved bytes before its stream was cut (a relay's data limit) is tried again this soon. */
     retrySoonMs: 100,
+    /**
+     * An offer that reached none of the recipient's devices listed online (a
+     * relayed connection cut at the relay's cap and being made again) is made
+     * again this many times, this long apart, before the sender is told no.
+     */
+    offerAttempts: 3,
+    offerRetryMs: 1_000,
     /** Sources whose chunk hashes (from the offer's hashing) a sender keeps in memory for its transfers. */
     chunkHashSources: 256,
     /** Chunks a sender may have in flight before the recipient says it wrote one (flow control, bounded memory). */

@@ -167,16 +167,25 @@ export class FileService {
     const offer = encoder.encode(JSON.stringify({ t: 'offer', id, files }))
     if (offer.length > LIMITS.files.offerMaxBytes) throw new ParleyError('PAYLOAD_TOO_LARGE', 'too many files in one offer')
     this.#c.store.add({ id, direction: 'outgoing', peer: to, files, sources, state: 'offered', total })
-    const devices = await this.#c.chat.devicesOf(to, { fresh: true }).catch(() => [] as string[])
-    const answers = await Promise.all(
-      devices.map(async (d) => await this.#request(d, offer).catch((err: Error): Control => ({ t: 'unreachable', message: err.message })))
-    )
-    if (answers.some((a) => a.t === 'offered')) return this.#c.store.get(id, 'outgoing') as Transfer
+    let devices: string[] = []
+    let answers: Control[] = []
+    for (let attempt = 1; attempt <= LIMITS.files.offerAttempts; attempt++) {
+      if (attempt > 1) await new Promise((r) => setTimeout(r, LIMITS.files.offerRetryMs))
+      devices = await this.#c.chat.devicesOf(to, { fresh: true }).catch(() => [] as string[])
+      answers = await Promise.all(
+        devices.map(async (d) => await this.#request(d, offer).catch((err: Error): Control => ({ t: 'unreachable', message: err.message })))
+      )
+      if (answers.some((a) => a.t === 'offered')) return this.#c.store.get(id, 'outgoing') as Transfer
+      // No device listed online, or an answer (a refusal): that is the answer. Only unreachable devices are tried again.
+      if (devices.length === 0 || answers.some((a) => a.t !== 'unreachable')) break
+    }
     const refusal = answers.find((a) => a.t === 'refused')
+    // What each device's attempt ran into: a user (and a failing test) sees why.
+    const tried = answers.map((a) => String(a.message ?? a.t)).join('; ')
     const reason =
       refusal !== undefined
         ? `${String(refusal.code)}: ${String(refusal.message)}`
-        : `no device of ${to} is online (a file needs both sides online)`
+        : `no device of ${to} is online (a file needs both sides online)${tried === '' ? '' : `: ${tried}`}`
     this.#c.store.update(id, 'outgoing', { state: 'refused', reason })
     this.#c.emit('file.state', { id, state: 'refused', reason })
     throw new ParleyError(
