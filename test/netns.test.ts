@@ -366,13 +366,27 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
       )
     }
     report(0, clean, compareAudio(clean.spoken, clean.recording))
+    // Random loss changes what arrives from one call to the next (5%: 0.78-0.92 in CI runs; 10%: 0.55-0.9). Asserted:
+    // what was heard is recognisably the sentence said, well above another sentence (0.05-0.3) and silence (0).
+    const recognisable = async (lossy: Awaited<ReturnType<typeof callBetween>>, floor: number, what: string): Promise<object> => {
+      const comparison = compareAudio(lossy.spoken, lossy.recording)
+      const other = compareAudio(
+        await speech('Seven apples and nine oranges lie on the kitchen table, next to the window.'),
+        lossy.recording
+      )
+      assert.ok(
+        comparison.similarity >= floor && comparison.similarity >= other.similarity + 0.2 && comparison.levelRatio > 0.5,
+        `${what}: ${JSON.stringify({ comparison, otherSentence: other })}`
+      )
+      assert.equal(compareAudio(lossy.spoken, new Int16Array(lossy.recording.length), { threshold: 0.5 }).pass, false)
+      return comparison
+    }
     const fivePercent = ['FORWARD', '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', '0.05', '-j', 'DROP']
     await sh('ip', 'netns', 'exec', ns('nat1'), 'iptables', '-I', ...fivePercent)
     try {
       const lossy = await callBetween('a', 'open', 'lossy5')
-      const comparison = compareAudio(lossy.spoken, lossy.recording)
-      assert.ok(comparison.pass, `with 5% loss: ${JSON.stringify(comparison)}`)
-      report(0.05, lossy, comparison)
+      assert.equal(lossy.called.state, 'completed')
+      report(0.05, lossy, await recognisable(lossy, 0.65, 'with 5% loss'))
     } finally {
       await sh('ip', 'netns', 'exec', ns('nat1'), 'iptables', '-D', ...fivePercent)
     }
@@ -382,19 +396,7 @@ describe('real NAT in network namespaces: determination, relays, promotion, dire
     try {
       const lossy = await callBetween('a', 'open', 'lossy')
       assert.equal(lossy.called.state, 'completed')
-      // A tenth of the packets dropped at random: what arrives scores 0.55-0.9 from one call to the next. Asserted:
-      // the sentence said is recognisably what was heard, well above another sentence (0.05-0.3) and silence (0).
-      const comparison = compareAudio(lossy.spoken, lossy.recording)
-      const other = compareAudio(
-        await speech('Seven apples and nine oranges lie on the kitchen table, next to the window.'),
-        lossy.recording
-      )
-      assert.ok(
-        comparison.similarity >= 0.5 && comparison.similarity >= other.similarity + 0.2 && comparison.levelRatio > 0.5,
-        `with 10% loss: ${JSON.stringify({ comparison, otherSentence: other })}`
-      )
-      assert.equal(compareAudio(lossy.spoken, new Int16Array(lossy.recording.length), { threshold: 0.5 }).pass, false)
-      report(0.1, lossy, comparison)
+      report(0.1, lossy, await recognisable(lossy, 0.5, 'with 10% loss'))
     } finally {
       await sh('ip', 'netns', 'exec', ns('nat1'), 'iptables', '-D', ...rule)
     }
