@@ -233,7 +233,6 @@ export class FileService {
     const t = this.get(id)
     if (t === undefined) throw new ParleyError('NOT_FOUND', `no transfer ${id}`)
     if (FINAL_STATES.has(t.state)) return t
-    this.#verified.delete(id)
     this.#forget(id)
     this.#c.store.update(id, t.direction, { state: 'cancelled', reason: 'cancelled here' })
     this.#c.emit('file.state', { id, state: 'cancelled' })
@@ -314,7 +313,7 @@ export class FileService {
     await rm(staging, { recursive: true, force: true })
     // The hidden folder goes once no other transfer has anything in it.
     await rmdir(join(folder, PARTIAL_DIR)).catch(() => {})
-    this.#verified.delete(t.id)
+    this.#forget(t.id)
     if (infected.length > 0) {
       const found = infected.map((f) => `${f.path} (${f.signature})`).join(', ')
       const reason = `QUARANTINED: the virus scanner found ${found}; ${kept === undefined ? 'deleted' : `kept in ${dirname(kept)}`}, not in ${folder}`
@@ -428,7 +427,6 @@ export class FileService {
         if (err instanceof ClamdSizeLimitError) {
           await rm(staging, { recursive: true, force: true })
           await rmdir(join(t.folder as string, PARTIAL_DIR)).catch(() => {})
-          this.#verified.delete(t.id)
           this.#fail(
             t,
             'UNSCANNABLE',
@@ -462,7 +460,6 @@ export class FileService {
   }
 
   #fail(t: Transfer, code: string, message: string, tell = true): void {
-    this.#verified.delete(t.id)
     this.#forget(t.id)
     this.#c.store.update(t.id, 'incoming', { state: 'failed', reason: `${code}: ${message}` })
     this.#c.emit('file.state', { id: t.id, state: 'failed', reason: `${code}: ${message}` })
@@ -516,8 +513,9 @@ export class FileService {
     return good
   }
 
-  /** What this run keeps for an incoming transfer's files, dropped (it failed or was cancelled). */
+  /** What this run keeps for an incoming transfer, dropped (it ended: in place, failed or cancelled). */
   #forget(id: string): void {
+    this.#verified.delete(id)
     for (const key of this.#running.keys()) if (key.startsWith(`${id}/`)) this.#running.delete(key)
   }
 
@@ -665,10 +663,7 @@ export class FileService {
       for (const direction of ['incoming', 'outgoing'] as const) {
         const t = this.#c.store.get(message.id, direction)
         if (t !== undefined && t.peer.toLowerCase() === peer.name.toLowerCase() && !FINAL_STATES.has(t.state)) {
-          if (direction === 'incoming') {
-            this.#verified.delete(t.id)
-            this.#forget(t.id)
-          }
+          if (direction === 'incoming') this.#forget(t.id)
           this.#c.store.update(t.id, direction, {
             state: direction === 'outgoing' && t.state === 'offered' ? 'declined' : 'cancelled',
             reason: `${peer.name} cancelled`
