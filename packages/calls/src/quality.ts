@@ -1,3 +1,4 @@
+import type { CallQualityFigures } from '@parley/protocol'
 import { eModel } from './emodel.ts'
 import type { IceCandidateType, PeerConnection, Stats, StatsReport } from './wrtc.ts'
 
@@ -39,28 +40,19 @@ export interface StatsSnapshot {
   remoteFingerprint: Fingerprint | null
 }
 
-/** Live figures of a call, from one stats report or the difference between two. */
-export interface CallQuality {
-  /** Round-trip time, ms: RTCP's when measured, else the selected ICE pair's. */
-  rttMs: number | null
-  /** Interarrival jitter of what we receive, ms. */
-  jitterMs: number | null
-  /** Mean time a received sample spent in the jitter buffer, ms. */
-  jitterBufferMs: number | null
-  /** Packets lost of those sent to us, 0 to 1 (over the interval, or since the start without a previous snapshot). */
-  lossFraction: number | null
-  /** Packets lost of those we send, 0 to 1, as the other side last reported (RTCP fraction lost). */
-  sendLossFraction: number | null
-  /** Bits per second on the transport, all included; null without a previous snapshot. */
-  bitrateInBps: number | null
-  bitrateOutBps: number | null
+/**
+ * Live figures of a call, from one stats report or the difference between two:
+ * the figures the local API shows (`CallQualityFigures`: RTT is RTCP's when
+ * measured, else the selected ICE pair's; loss is over the interval, or since
+ * the start without a previous snapshot; bitrates are null without one), with
+ * the candidate types named and what only the call service uses.
+ */
+export interface CallQuality extends CallQualityFigures {
   /** Bits per second of audio payload (RTP payload only); null without a previous snapshot. */
   audioBitrateInBps: number | null
   audioBitrateOutBps: number | null
   localCandidateType: IceCandidateType | null
   remoteCandidateType: IceCandidateType | null
-  /** The E-model's estimate for what we hear (`eModel` with the figures above; an unknown RTT counts as 0). */
-  mos: number | null
   remoteFingerprint: Fingerprint | null
 }
 
