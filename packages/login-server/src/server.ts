@@ -14,7 +14,9 @@ import {
 import {
   type CredentialGrant,
   clientErrorOf,
+  DIRECTORY_QUERY_SCHEMA,
   type DirectoryResponse,
+  directoryLimit,
   emailProblem,
   fromBase64Url,
   httpStatusOf,
@@ -355,17 +357,7 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
   app.get(
     '/v1/directory',
     {
-      schema: {
-        querystring: {
-          type: 'object',
-          required: ['q'],
-          properties: {
-            q: { type: 'string', minLength: 1, maxLength: LIMITS.search.maxQueryLength },
-            limit: { type: 'string', pattern: '^[0-9]{1,3}$' }
-          },
-          additionalProperties: false
-        }
-      }
+      schema: { querystring: DIRECTORY_QUERY_SCHEMA }
     },
     async (request): Promise<DirectoryResponse> => {
       limit(rates.search, request, 'search')
@@ -373,8 +365,7 @@ export function buildLoginServer(components: LoginServerComponents, config: Logi
       const q = request.query as { q: string; limit?: string }
       const query = q.q.trim()
       if (query === '') throw new ParleyError('INVALID_REQUEST', 'search for at least one character that is not a space')
-      const n = Math.min(Math.max(Number(q.limit ?? LIMITS.search.defaultLimit), 1), LIMITS.search.maxLimit)
-      return { results: await searchDirectory(db, { query, limit: n }) }
+      return { results: await searchDirectory(db, { query, limit: directoryLimit(q.limit) }) }
     }
   )
 

@@ -119,7 +119,7 @@ describe('the local API event stream: GET /v1/events', () => {
         whoami: async () => ({ name: 'api_tester' }),
         net: async () => ({ role: 'client' }),
         whois: async (name) => ({ name, devices: [] }),
-        directory: async () => ({ results: [] }),
+        directory: async (query, limit) => ({ results: [], query, limit }),
         peer: async (name) => ({ name, devices: [] })
       },
       { events: hub }
@@ -158,8 +158,16 @@ describe('the local API event stream: GET /v1/events', () => {
     assert.deepEqual(await post('{"name":'), [400, 'INVALID_REQUEST'], 'not JSON')
     assert.deepEqual(await post('name=x', 'application/x-www-form-urlencoded'), [415, 'UNSUPPORTED_MEDIA_TYPE'])
     assert.deepEqual(await post(JSON.stringify({ name: 'x'.repeat(LIMITS.httpBodyBytes) })), [413, 'PAYLOAD_TOO_LARGE'])
-    const query = await fetch(`${api.url}/v1/directory?q=`, { headers: { authorization: `Bearer ${token}` } })
-    assert.equal(query.status, 400)
+    const directory = async (query: string): Promise<[number, unknown]> => {
+      const response = await fetch(`${api.url}/v1/directory?${query}`, { headers: { authorization: `Bearer ${token}` } })
+      const body = (await response.json()) as { limit?: number; error?: { code: string } }
+      return [response.status, body.limit ?? body.error?.code]
+    }
+    assert.deepEqual(await directory('q='), [400, 'INVALID_REQUEST'], 'an empty search')
+    assert.deepEqual(await directory('q=bob&limit=ten'), [400, 'INVALID_REQUEST'], 'a limit that is not a number')
+    assert.deepEqual(await directory('q=bob&limit=5'), [200, 5])
+    assert.deepEqual(await directory('q=bob'), [200, LIMITS.search.defaultLimit])
+    assert.deepEqual(await directory('q=bob&limit=999'), [200, LIMITS.search.maxLimit], 'as the login server: at most its maximum')
     // The same schema, compiled on first use, lets a good request through.
     assert.deepEqual(await post('{"name":"api_tester","password":"secret"}'), [200, 'none'])
   })

@@ -2,6 +2,7 @@
  * The login server's HTTP API, version 1: request and response bodies.
  * docs/login-api.md describes it for people; these types are the contract.
  */
+import { LIMITS } from './limits.ts'
 
 export const LOGIN_API_PREFIX = '/v1'
 
@@ -63,6 +64,26 @@ export interface DirectoryEntry {
 
 export interface DirectoryResponse {
   results: DirectoryEntry[]
+}
+
+/**
+ * `GET /v1/directory?q=TEXT&limit=N`: the query's JSON schema, as the login
+ * server checks it and the daemon's local API (which forwards the search)
+ * too. `limit` stays a string (query values are), read by `directoryLimit`.
+ */
+export const DIRECTORY_QUERY_SCHEMA = {
+  type: 'object',
+  required: ['q'],
+  additionalProperties: false,
+  properties: {
+    q: { type: 'string', minLength: 1, maxLength: LIMITS.search.maxQueryLength },
+    limit: { type: 'string', pattern: '^[0-9]{1,3}$' }
+  }
+} as const
+
+/** How many results a directory query asks for: `limit` within 1 to LIMITS.search.maxLimit, the default without one. */
+export function directoryLimit(limit: string | undefined): number {
+  return Math.min(Math.max(Number(limit ?? LIMITS.search.defaultLimit), 1), LIMITS.search.maxLimit)
 }
 
 export interface VersionResponse {

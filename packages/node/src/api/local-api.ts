@@ -3,7 +3,16 @@ import { join } from 'node:path'
 import AjvCompiler from '@fastify/ajv-compiler'
 import fastifyWebsocket, { type WebSocket } from '@fastify/websocket'
 import { writeSecretFile } from '@parley/crypto/keyfile'
-import { clientErrorOf, httpStatusOf, isValidName, LIMITS, ParleyError, type SessionView } from '@parley/protocol'
+import {
+  clientErrorOf,
+  DIRECTORY_QUERY_SCHEMA,
+  directoryLimit,
+  httpStatusOf,
+  isValidName,
+  LIMITS,
+  ParleyError,
+  type SessionView
+} from '@parley/protocol'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { EventHub, HubClosedError, SlowConsumerError } from './events.ts'
 import { defaultWebRoot, serveWebClient } from './web.ts'
@@ -200,26 +209,10 @@ export async function startLocalApi(
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
     return await handlers.peer(name)
   })
-  app.get(
-    '/v1/directory',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          required: ['q'],
-          additionalProperties: false,
-          properties: {
-            q: { type: 'string', minLength: 1, maxLength: LIMITS.search.maxQueryLength },
-            limit: { type: 'integer', minimum: 1, maximum: LIMITS.search.maxLimit }
-          }
-        }
-      }
-    },
-    async (request) => {
-      const { q, limit } = request.query as { q: string; limit?: number }
-      return await handlers.directory(q, limit ?? LIMITS.search.defaultLimit)
-    }
-  )
+  app.get('/v1/directory', { schema: { querystring: DIRECTORY_QUERY_SCHEMA } }, async (request) => {
+    const { q, limit } = request.query as { q: string; limit?: string }
+    return await handlers.directory(q, directoryLimit(limit))
+  })
   app.get('/v1/whois/:name', async (request) => {
     const { name } = request.params as { name: string }
     if (!isValidName(name)) throw new ParleyError('INVALID_NAME', `${name} is not a user name`)
