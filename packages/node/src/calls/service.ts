@@ -766,18 +766,14 @@ export class CallService {
         const answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         await channel.send({ t: 'answer', sdp: answer.sdp ?? '' })
-        call.view.remoteVideo = sendsVideo(signal.sdp)
-        // A video call, as the history keeps it: video went one way or the other at some point.
-        if (call.view.remoteVideo) call.view.video = true
+        noteVideo(call.view, { remote: sendsVideo(signal.sdp) })
         this.#emit('call.state', call)
         return
       }
       case 'answer':
         if (channel !== call.winner) return
         await call.media?.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp })
-        call.view.remoteVideo = sendsVideo(signal.sdp)
-        // A video call, as the history keeps it: video went one way or the other at some point.
-        if (call.view.remoteVideo) call.view.video = true
+        noteVideo(call.view, { remote: sendsVideo(signal.sdp) })
         for (const done of call.answerWaiters.splice(0)) done()
         return
       default:
@@ -922,8 +918,7 @@ export class CallService {
           changed = true
         }
       }
-      call.view.sending = [...call.videoOut.keys()].sort()
-      if (call.view.sending.length > 0) call.view.video = true
+      noteVideo(call.view, { sending: [...call.videoOut.keys()].sort() })
       if (changed) await this.#renegotiate(call)
       this.#emit('call.state', call)
       return { ...call.view }
@@ -936,8 +931,7 @@ export class CallService {
       current.release()
       call.videoOut.delete(kind)
     }
-    call.view.sending = [...call.videoOut.keys()].sort()
-    if (call.view.sending.length > 0) call.view.video = true
+    noteVideo(call.view, { sending: [...call.videoOut.keys()].sort() })
     await this.#renegotiate(call)
     this.#emit('call.state', call)
     return { ...call.view }
@@ -1198,4 +1192,14 @@ export function sendsVideo(sdp: string): boolean {
     .split(/\r?\nm=/)
     .slice(1)
     .some((section) => section.startsWith('video') && /\r?\na=(sendrecv|sendonly)\r?$/m.test(section) && !/^video 0 /.test(section))
+}
+
+/**
+ * The video a call carries now, one way or the other; a call that carried
+ * video at some point stays a video call (as the history keeps it).
+ */
+function noteVideo(view: CallView, now: { remote?: boolean; sending?: string[] }): void {
+  if (now.remote !== undefined) view.remoteVideo = now.remote
+  if (now.sending !== undefined) view.sending = now.sending
+  if (view.remoteVideo || view.sending.length > 0) view.video = true
 }
